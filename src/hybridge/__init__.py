@@ -1,0 +1,3 @@
+"""Hybridge: a cloud service, an on-premises connector host and a SIP edge, connected securely."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from hybridge.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Calendar backends (EWS, Graph, CalDAV) behind one interface, and the sync engine."""

@@ -1,0 +1,1 @@
+"""The cloud role: portal, registration authority, CA-list publisher, control hub."""

@@ -1,0 +1,1 @@
+"""The connector role: the on-premises host that registers to the cloud."""

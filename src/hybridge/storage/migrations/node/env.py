@@ -1,0 +1,3 @@
+from hybridge.storage.alembic_env import run
+
+run()

@@ -1,0 +1,1 @@
+"""Test tools that ship with the package: demo PKI helpers and protocol emulators."""

@@ -1,0 +1,1 @@
+"""Shared web pieces: templates, admin authentication, error mapping."""
