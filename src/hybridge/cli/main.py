@@ -39,6 +39,24 @@ def _root(
 
 def _register() -> None:
     # Sub-applications are added here, one line each, as packages grow their commands.
+    from hybridge.cli.pki import pki_app
+
+    app.add_typer(pki_app, name="pki")
+    from hybridge.cli.trust import trust_app
+
+    app.add_typer(trust_app, name="trust")
+    from hybridge.cli.demo import demo
+
+    app.command("demo")(demo)
+    from hybridge.cli.connector import connector_app
+
+    app.add_typer(connector_app, name="connector")
+    from hybridge.cli.cloud import cloud_app
+
+    app.add_typer(cloud_app, name="cloud")
+    from hybridge.cli.tls import tls_app
+
+    app.add_typer(tls_app, name="tls")
     pass
 
 

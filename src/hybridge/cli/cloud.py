@@ -1,0 +1,174 @@
+"""``hybridge cloud``: run the cloud and manage its organisations and admins."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hybridge.cli.common import DataDirOption, JsonOption, fail, print_json, resolve_data_dir
+
+cloud_app = typer.Typer(
+    help="The cloud: portal, registration authority, CA list.", no_args_is_help=True
+)
+admin_app = typer.Typer(help="Organisations' admins of the cloud portal.", no_args_is_help=True)
+cloud_app.add_typer(admin_app, name="admin")
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL (default: SQLite in the data dir; postgresql+psycopg://... accepted).",
+    ),
+]
+
+
+def _read_password(password_stdin: bool) -> str:
+    # Never an argument: argv is visible to every local user (ps, /proc) and shell history.
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("no password on standard input")
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@admin_app.command("create")
+def admin_create(
+    org: Annotated[str, typer.Option("--org", help="Organisation name (created if new).")],
+    email: Annotated[str, typer.Option("--email", help="The admin's e-mail, used as login.")],
+    operator: Annotated[
+        bool, typer.Option("--operator", help="May change the CA list every organisation gets.")
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create an admin of an organisation (the first one too). The password is prompted for."""
+    from hybridge.cloud.orgs import create_org_admin
+    from hybridge.storage.db import open_database, sqlite_url
+    from hybridge.web.clock import system_clock
+
+    directory = resolve_data_dir(data_dir, "cloud")
+    directory.mkdir(parents=True, exist_ok=True)
+    password = _read_password(password_stdin)
+    database = open_database(database_url or sqlite_url(directory / "cloud.db"), "cloud")
+    try:
+        with database.transaction() as db:
+            organisation, account = create_org_admin(
+                db, org, email, password, system_clock(), operator=operator
+            )
+    finally:
+        database.dispose()
+    result = {
+        "organisation": organisation.name,
+        "organisation_id": organisation.id,
+        "login": account.login,
+        "admin_id": account.id,
+        "operator": operator,
+    }
+    if json_output:
+        print_json(result)
+    else:
+        typer.echo(
+            f"admin {account.login} created in organisation {organisation.name}"
+            + (" (cloud operator)" if operator else "")
+        )
+
+
+@cloud_app.command("serve")
+def serve(
+    cert: Annotated[
+        Path,
+        typer.Option("--cert", help="Server certificate chain (PEM).", exists=True, dir_okay=False),
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="Server private key (PEM).", exists=True, dir_okay=False)
+    ],
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8443,
+    database_url: DatabaseUrlOption = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Public URL (default https://HOST:PORT).")
+    ] = None,
+    connector_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--connector-ca", help="Connector CA certificate (default: generated in the data dir)."
+        ),
+    ] = None,
+    connector_ca_key: Annotated[Path | None, typer.Option("--connector-ca-key")] = None,
+    list_signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--list-signing-key", help="Ed25519 key signing CA lists (default: generated)."
+        ),
+    ] = None,
+    callservice_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--callservice-cert",
+            help="The call-service certificate chain (PEM): its root joins the default list.",
+        ),
+    ] = None,
+    ca_roots: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-roots",
+            help="Roots published as version 1 on first start (default: the roots of --cert "
+            "and --callservice-cert, found among certifi's roots).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the cloud over HTTPS (portal, registration authority, CA list)."""
+    import uvicorn
+
+    from hybridge.cloud.app import create_app
+    from hybridge.cloud.mtls import PeerCertH11Protocol
+    from hybridge.cloud.settings import CloudSettings
+
+    if (connector_ca is None) != (connector_ca_key is None):
+        fail("--connector-ca and --connector-ca-key go together")
+    directory = resolve_data_dir(data_dir, "cloud")
+    wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - comparing, not binding
+    public = base_url or f"https://{'localhost' if wildcard else host}:{port}"
+    try:
+        settings = CloudSettings(
+            data_dir=directory,
+            base_url=public,
+            server_cert=cert,
+            callservice_cert=callservice_cert,
+            connector_ca_cert=connector_ca,
+            connector_ca_key=connector_ca_key,
+            list_signing_key=list_signing_key,
+            ca_roots=ca_roots,
+            database_url=database_url,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    typer.echo(f"hybridge cloud serving {public}", err=True)
+    # Browsers reach the portal without a client certificate; connectors present theirs for
+    # /api (mutual TLS, checked against the connector CA here and again in the route).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        ssl_cert_reqs=ssl.CERT_OPTIONAL,
+        ssl_ca_certs=str(connector_ca or directory / "connector-ca.pem"),
+        http=PeerCertH11Protocol,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,1 @@
+"""The demo: a local PKI standing in for the public CAs, for ``hybridge demo`` and the tests."""

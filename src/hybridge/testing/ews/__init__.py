@@ -1,0 +1,48 @@
+"""An Exchange Web Services emulator: a test tool, not a mail server.
+
+No Exchange server runs in CI or in the demo, so Hybridge's EWS code (through exchangelib,
+unmodified) talks to this HTTPS server instead. It follows Microsoft's published EWS schemas
+(messages.xsd / types.xsd, SOAP 1.1) and Exchange 2016's observable behaviour for what
+Hybridge uses: SOAP and POX Autodiscover, GetFolder, FindFolder, FindItem, GetItem,
+CreateItem, UpdateItem, DeleteItem, SyncFolderItems, Subscribe (streaming),
+GetStreamingEvents, Unsubscribe; NTLMv2 and Basic authentication; the
+``ExchangeImpersonation`` header checked against ApplicationImpersonation assignments and
+their management scope; ``ErrorNonExistentMailbox``; ``ErrorServerBusy`` with
+``BackOffMilliseconds``.
+
+    from hybridge.testing.ews import EmulatorConfig, DirectoryAccount, EwsEmulator
+    with EwsEmulator(config, cert_file=cert, key_file=key) as ews:
+        ews.store.add_calendar_item("alice@contoso.test", subject="1:1", start=..., end=...)
+        ews.directory.revoke_impersonation("svc-hybridge")
+
+Or as a process: ``python -m hybridge.testing.ews --port P --cert F --key F --config users.json``.
+"""
+
+from hybridge.testing.ews.config import (
+    DirectoryAccount,
+    EmulatorConfig,
+    ImpersonationAssignment,
+    ThrottlePolicy,
+    config_from_dict,
+    load_config,
+)
+from hybridge.testing.ews.directory import Directory
+from hybridge.testing.ews.emulator import EwsEmulator
+from hybridge.testing.ews.errors import EmulatorConfigError, EwsEmulatorError, StoreLookupError
+from hybridge.testing.ews.store import Item, MailboxStore
+
+__all__ = [
+    "Directory",
+    "DirectoryAccount",
+    "EmulatorConfig",
+    "EmulatorConfigError",
+    "EwsEmulator",
+    "EwsEmulatorError",
+    "ImpersonationAssignment",
+    "Item",
+    "MailboxStore",
+    "StoreLookupError",
+    "ThrottlePolicy",
+    "config_from_dict",
+    "load_config",
+]

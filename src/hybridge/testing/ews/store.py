@@ -1,0 +1,389 @@
+"""The in-memory mailbox store: folders, calendar items, the change log and subscriptions.
+
+Items keep their EWS properties as the XML elements a client sent (``t:Subject``,
+``t:Start``, ``t:RequiredAttendees`` ...), so whatever exchangelib writes it reads back
+unchanged; :meth:`MailboxStore.add_calendar_item` builds those elements from Python values
+for tests that seed mailboxes.
+
+Every create/update/delete appends an event to the folder's log with a sequence number.
+``SyncFolderItems`` states and streaming subscriptions are positions in that log, so a client
+that reconnects with its last state misses nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hybridge.testing.ews.errors import StoreLookupError
+from hybridge.testing.ews.soap import T, el, sub
+
+#: Distinguished folders every mailbox has, parents first:
+#: id -> (folder class, display name, EWS element, parent distinguished id).
+DISTINGUISHED = {
+    "root": ("", "", "Folder", None),
+    "msgfolderroot": ("IPF.Note", "Top of Information Store", "Folder", "root"),
+    "calendar": ("IPF.Appointment", "Calendar", "CalendarFolder", "msgfolderroot"),
+    "inbox": ("IPF.Note", "Inbox", "Folder", "msgfolderroot"),
+    "deleteditems": ("IPF.Note", "Deleted Items", "Folder", "msgfolderroot"),
+}
+
+_ids = itertools.count(1)
+
+
+def _new_id(kind: str) -> str:
+    # Exchange ids are opaque base64; ours carry a readable prefix to ease debugging.
+    raw = f"{kind}:{next(_ids)}:{os.urandom(6).hex()}".encode()
+    return base64.b64encode(raw).decode()
+
+
+@dataclass
+class Item:
+    """One stored item; ``props`` maps element local name -> the element (types namespace)."""
+
+    item_id: str
+    change_key: str
+    folder_id: str
+    mailbox: str
+    item_class: str
+    props: dict[str, ET.Element] = field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        """The text of simple property ``name`` (``Subject``, ``Start``...), or None."""
+        elem = self.props.get(name)
+        return None if elem is None else (elem.text or "")
+
+    def bump(self) -> None:
+        self.change_key = base64.b64encode(os.urandom(9)).decode()
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One entry of a folder's log: ``kind`` is Created, Modified or Deleted."""
+
+    seq: int
+    kind: str
+    item_id: str
+    folder_id: str
+    mailbox: str
+    timestamp: dt.datetime
+
+
+@dataclass
+class Folder:
+    folder_id: str
+    mailbox: str
+    distinguished: str | None
+    folder_class: str
+    display_name: str
+    element: str
+    parent_id: str | None
+    items: dict[str, Item] = field(default_factory=dict)
+    log: list[ChangeEvent] = field(default_factory=list)
+
+
+@dataclass
+class Mailbox:
+    smtp: str
+    folders: dict[str, Folder] = field(default_factory=dict)
+    #: Bumped by :meth:`MailboxStore.invalidate_sync_states`; older states are refused.
+    generation: int = 1
+
+    def distinguished(self, name: str) -> Folder | None:
+        for folder in self.folders.values():
+            if folder.distinguished == name:
+                return folder
+        return None
+
+
+@dataclass
+class Subscription:
+    """A streaming subscription: folders watched and events not yet delivered."""
+
+    subscription_id: str
+    mailbox: str
+    folder_ids: frozenset[str]
+    event_types: frozenset[str]
+    owner: str
+    pending: list[ChangeEvent] = field(default_factory=list)
+
+
+class InvalidSyncState(ValueError):
+    """A sync state that we did not issue, for another folder, or from an old generation."""
+
+
+class MailboxStore:
+    """Thread-safe store of mailboxes; the server and tests share one instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.changed = threading.Condition(self._lock)
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._items: dict[str, Item] = {}
+        self._folders: dict[str, Folder] = {}
+        self._seq = itertools.count(1)
+        self._subscriptions: dict[str, Subscription] = {}
+        # folder id -> its subscriptions: recording a change is O(watchers), not O(all).
+        self._watchers: dict[str, list[Subscription]] = {}
+        # Sync states are MACed so a client cannot forge a position in the log.
+        self._state_key = os.urandom(32)
+
+    # -- mailboxes and folders --------------------------------------------------------------
+
+    def ensure_mailbox(self, smtp: str) -> Mailbox:
+        """Return mailbox ``smtp``, creating it with its distinguished folders if needed."""
+        key = smtp.lower()
+        with self._lock:
+            box = self._mailboxes.get(key)
+            if box is not None:
+                return box
+            box = Mailbox(smtp=key)
+            ids: dict[str, str] = {}
+            for name, (cls, display, element, parent_name) in DISTINGUISHED.items():
+                fid = ids[name] = _new_id("folder")
+                parent = ids[parent_name] if parent_name else None
+                folder = Folder(fid, key, name, cls, display, element, parent)
+                box.folders[fid] = folder
+                self._folders[fid] = folder
+            self._mailboxes[key] = box
+            return box
+
+    def mailbox(self, smtp: str) -> Mailbox:
+        """Return an existing mailbox; raises StoreLookupError."""
+        with self._lock:
+            box = self._mailboxes.get(smtp.lower())
+        if box is None:
+            raise StoreLookupError(f"no mailbox {smtp!r} in the store")
+        return box
+
+    def folder(self, folder_id: str) -> Folder | None:
+        with self._lock:
+            return self._folders.get(folder_id)
+
+    def calendar(self, smtp: str) -> Folder:
+        folder = self.ensure_mailbox(smtp).distinguished("calendar")
+        assert folder is not None
+        return folder
+
+    # -- items ------------------------------------------------------------------------------
+
+    def item(self, item_id: str) -> Item | None:
+        with self._lock:
+            return self._items.get(item_id)
+
+    def items(self, folder: Folder) -> list[Item]:
+        with self._lock:
+            return list(folder.items.values())
+
+    def create_item(self, folder: Folder, item_class: str, props: dict[str, ET.Element]) -> Item:
+        """Store a new item in ``folder`` and log a Created event."""
+        with self._lock:
+            item = Item(_new_id("item"), "", folder.folder_id, folder.mailbox, item_class, props)
+            item.bump()
+            folder.items[item.item_id] = item
+            self._items[item.item_id] = item
+            self._record(folder, "Created", item.item_id)
+            return item
+
+    def update_item(self, item: Item, changes: dict[str, ET.Element | None]) -> Item:
+        """Set (element) or delete (None) properties of ``item``; logs a Modified event."""
+        with self._lock:
+            for name, value in changes.items():
+                if value is None:
+                    item.props.pop(name, None)
+                else:
+                    item.props[name] = value
+            item.bump()
+            folder = self._folders[item.folder_id]
+            self._record(folder, "Modified", item.item_id)
+            return item
+
+    def delete_item(self, item: Item) -> None:
+        """Remove ``item`` and log a Deleted event."""
+        with self._lock:
+            folder = self._folders[item.folder_id]
+            folder.items.pop(item.item_id, None)
+            self._items.pop(item.item_id, None)
+            self._record(folder, "Deleted", item.item_id)
+
+    def _record(self, folder: Folder, kind: str, item_id: str) -> None:
+        event = ChangeEvent(
+            next(self._seq),
+            kind,
+            item_id,
+            folder.folder_id,
+            folder.mailbox,
+            dt.datetime.now(dt.UTC),
+        )
+        folder.log.append(event)
+        for sub_ in self._watchers.get(folder.folder_id, ()):
+            if kind in sub_.event_types:
+                sub_.pending.append(event)
+        self.changed.notify_all()
+
+    # -- the Python API for tests -----------------------------------------------------------
+
+    def add_calendar_item(
+        self,
+        smtp: str,
+        *,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        timezone: str = "UTC",
+        body: str = "",
+        location: str = "",
+        organizer: str | None = None,
+        required_attendees: Iterable[str] = (),
+        optional_attendees: Iterable[str] = (),
+        recurrence_weekly_days: Iterable[str] = (),
+    ) -> Item:
+        """Seed a meeting in mailbox ``smtp``'s calendar; ``start``/``end`` are aware datetimes.
+
+        ``timezone`` is a Windows time zone id (``W. Europe Standard Time``), as EWS carries
+        it; ``recurrence_weekly_days`` (``Monday``...) makes a weekly series with no end.
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise StoreLookupError("start and end must be timezone-aware datetimes")
+        props: dict[str, ET.Element] = {}
+
+        def prop(name: str, text: str | None = None, **attrs: str) -> ET.Element:
+            elem = el(T, name, text, **attrs)
+            props[name] = elem
+            return elem
+
+        prop("Subject", subject)
+        prop("Body", body, BodyType="Text")
+        prop("Start", start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        prop("End", end.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        prop("Location", location)
+        prop("StartTimeZone", None, Id=timezone, Name=timezone)
+        prop("EndTimeZone", None, Id=timezone, Name=timezone)
+        sub(sub(prop("Organizer"), T, "Mailbox"), T, "EmailAddress", organizer or smtp)
+        for name, people in (
+            ("RequiredAttendees", required_attendees),
+            ("OptionalAttendees", optional_attendees),
+        ):
+            people = list(people)
+            if people:
+                container = prop(name)
+                for address in people:
+                    mailbox = sub(sub(container, T, "Attendee"), T, "Mailbox")
+                    sub(mailbox, T, "EmailAddress", address)
+        days = list(recurrence_weekly_days)
+        if days:
+            rec = prop("Recurrence")
+            weekly = sub(rec, T, "WeeklyRecurrence")
+            sub(weekly, T, "Interval", "1")
+            sub(weekly, T, "DaysOfWeek", " ".join(days))
+            no_end = sub(rec, T, "NoEndRecurrence")
+            sub(no_end, T, "StartDate", start.date().isoformat())
+        prop("IsAllDayEvent", "false")
+        return self.create_item(self.calendar(smtp), "IPM.Appointment", props)
+
+    def set_subject(self, item_id: str, subject: str) -> Item:
+        """Change an item's subject as another client would (logs a Modified event)."""
+        item = self.item(item_id)
+        if item is None:
+            raise StoreLookupError(f"no item {item_id!r}")
+        return self.update_item(item, {"Subject": el(T, "Subject", subject)})
+
+    def remove(self, item_id: str) -> None:
+        """Delete an item as another client would (logs a Deleted event)."""
+        item = self.item(item_id)
+        if item is None:
+            raise StoreLookupError(f"no item {item_id!r}")
+        self.delete_item(item)
+
+    def invalidate_sync_states(self, smtp: str) -> None:
+        """Make every sync state issued for ``smtp`` invalid (ErrorInvalidSyncStateData)."""
+        with self._lock:
+            self.mailbox(smtp).generation += 1
+
+    # -- sync states ------------------------------------------------------------------------
+
+    def current_seq(self, folder: Folder) -> int:
+        with self._lock:
+            return folder.log[-1].seq if folder.log else 0
+
+    def encode_state(self, folder: Folder, seq: int) -> str:
+        box = self.mailbox(folder.mailbox)
+        body = f"{folder.folder_id}|{box.generation}|{seq}".encode()
+        mac = hmac.new(self._state_key, body, hashlib.sha256).digest()[:16]
+        return base64.b64encode(body + b"|" + mac).decode()
+
+    def decode_state(self, folder: Folder, state: str) -> int:
+        """Return the log position of ``state``; raises InvalidSyncState."""
+        try:
+            raw = base64.b64decode(state, validate=True)
+            # The MAC is binary and may contain b"|": cut it by length, not by separator.
+            body, sep, mac = raw[:-17], raw[-17:-16], raw[-16:]
+            if sep != b"|":
+                raise ValueError("no separator")
+            folder_id, generation, seq = body.decode().split("|")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidSyncState("sync state is not one this server issued") from exc
+        want = hmac.new(self._state_key, body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, want):
+            raise InvalidSyncState("sync state is not one this server issued")
+        if folder_id != folder.folder_id:
+            raise InvalidSyncState("sync state belongs to another folder")
+        if int(generation) != self.mailbox(folder.mailbox).generation:
+            raise InvalidSyncState("sync state has expired")
+        return int(seq)
+
+    def events_after(self, folder: Folder, seq: int) -> list[ChangeEvent]:
+        with self._lock:
+            # The log is in sequence order: start from the first later entry.
+            return folder.log[bisect.bisect_right(folder.log, seq, key=lambda e: e.seq) :]
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(
+        self, mailbox: str, folder_ids: Iterable[str], event_types: Iterable[str], owner: str
+    ) -> Subscription:
+        with self._lock:
+            sub_ = Subscription(
+                _new_id("subscription"),
+                mailbox.lower(),
+                frozenset(folder_ids),
+                frozenset(event_types),
+                owner,
+            )
+            self._subscriptions[sub_.subscription_id] = sub_
+            for fid in sub_.folder_ids:
+                self._watchers.setdefault(fid, []).append(sub_)
+            return sub_
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        with self._lock:
+            return self._subscriptions.get(subscription_id)
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        with self._lock:
+            found = self._subscriptions.pop(subscription_id, None)
+            if found is not None:
+                for fid in found.folder_ids:
+                    self._watchers[fid].remove(found)
+            self.changed.notify_all()
+            return found is not None
+
+    def take_events(self, subscription_ids: Iterable[str]) -> list[tuple[str, list[ChangeEvent]]]:
+        """Pop the pending events of each subscription (lock must not be needed by caller)."""
+        out = []
+        with self._lock:
+            for sid in subscription_ids:
+                sub_ = self._subscriptions.get(sid)
+                if sub_ is not None and sub_.pending:
+                    out.append((sid, sub_.pending))
+                    sub_.pending = []
+        return out
