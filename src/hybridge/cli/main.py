@@ -6,15 +6,54 @@ Each package contributes a Typer sub-application; this module only wires them an
 
 from __future__ import annotations
 
+import importlib
 import sys
 
+import structlog
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from hybridge import __version__
+from hybridge.cli import _click as click
 from hybridge.core.errors import HybridgeError
+
+# name -> (module, attribute). Sub-applications are imported only when their
+# command runs (or for --help), so `hybridge trust list` does not pay for FastAPI and the
+# web stack, and `hybridge --version` pays for nothing. Add a command with one line here.
+_SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "cloud": ("hybridge.cli.cloud", "cloud_app"),
+    "connector": ("hybridge.cli.connector", "connector_app"),
+    "demo": ("hybridge.cli.demo", "demo"),
+    "pki": ("hybridge.cli.pki", "pki_app"),
+    "tls": ("hybridge.cli.tls", "tls_app"),
+    "trust": ("hybridge.cli.trust", "trust_app"),
+}
+
+
+class _LazyGroup(TyperGroup):
+    """A Typer group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _SUBCOMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = _SUBCOMMANDS[cmd_name]
+        target = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(target, typer.Typer):
+            single = typer.Typer()
+            single.command(cmd_name)(target)
+            target = single
+        command = typer.main.get_command(target)
+        command.name = cmd_name
+        return command
+
 
 app = typer.Typer(
     name="hybridge",
+    cls=_LazyGroup,
     help="Hybridge: connect an organisation's premises to a cloud service securely.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -37,30 +76,10 @@ def _root(
     """Hybridge: connect an organisation's premises to a cloud service securely."""
 
 
-def _register() -> None:
-    # Sub-applications are added here, one line each, as packages grow their commands.
-    from hybridge.cli.pki import pki_app
-
-    app.add_typer(pki_app, name="pki")
-    from hybridge.cli.trust import trust_app
-
-    app.add_typer(trust_app, name="trust")
-    from hybridge.cli.demo import demo
-
-    app.command("demo")(demo)
-    from hybridge.cli.connector import connector_app
-
-    app.add_typer(connector_app, name="connector")
-    from hybridge.cli.cloud import cloud_app
-
-    app.add_typer(cloud_app, name="cloud")
-    from hybridge.cli.tls import tls_app
-
-    app.add_typer(tls_app, name="tls")
-    pass
-
-
-_register()
+def _log_to_stderr() -> None:
+    # stdout carries --json output; logs must never mix into it.
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
 def main() -> None:
@@ -69,6 +88,7 @@ def main() -> None:
     Typer's standalone mode already maps usage errors to status 2 and ``typer.Exit`` to its
     code; only our own errors pass through it, and they are caught here.
     """
+    _log_to_stderr()
     try:
         app()
     except HybridgeError as exc:

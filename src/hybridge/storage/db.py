@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hybridge.storage import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 Schema = Literal["node", "cloud"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -89,6 +90,8 @@ def open_database(url: str, schema: Schema, *, migrate: bool = True) -> Database
 
 
 def alembic_config(schema: Schema) -> Config:
+    from alembic.config import Config  # imported on use: alembic costs ~0.5 s at start-up
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS / schema))
     return cfg
@@ -96,6 +99,8 @@ def alembic_config(schema: Schema) -> Config:
 
 def upgrade(engine: sa.Engine, schema: Schema, revision: str = "head") -> None:
     """Run the schema's Alembic migrations up to ``revision`` on ``engine``."""
+    from alembic import command
+
     cfg = alembic_config(schema)
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

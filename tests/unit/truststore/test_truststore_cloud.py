@@ -111,7 +111,7 @@ def test_a_set_with_bad_certificates_is_refused_whole(store: TrustStore) -> None
         (2, "not a CA certificate (basicConstraints does not say CA"),
         (
             3,
-            "no certificate found in 7 bytes starting b'garbage'; expected PEM "
+            "no certificate found in 7 bytes of text; expected PEM "
             "(-----BEGIN CERTIFICATE-----), DER, or PKCS#7 (.p7b/.p7c, PEM, DER or base64)",
         ),
         (4, "weak"),

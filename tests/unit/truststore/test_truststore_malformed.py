@@ -42,7 +42,7 @@ TWINS = {
     ),
     "binary file": (
         lambda: b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 8,
-        "no certificate found in 2,055 bytes starting",
+        "no certificate found in 2,055 bytes of binary data starting",
     ),
 }
 

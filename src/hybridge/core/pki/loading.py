@@ -47,10 +47,10 @@ _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]+")
 _WHITESPACE = re.compile(rb"\s+")
 # How much of an unrecognised binary input an error quotes: enough for a file's magic
 # number (PNG, PK, %PDF), too little to carry a secret from a DER key uploaded by mistake
-# (a SEC1 EC private key has its secret from byte 7 on). Text gets a little more, so the
-# admin recognises what was sent (an HTML error page, a note).
+# (a SEC1 EC private key has its secret from byte 7 on). Text is never quoted.
 _SHOWN = 4
-_SHOWN_TEXT = 16
+# How much of the input decides "text" or "binary" for that message.
+_SNIFF = 512
 _TEXT = re.compile(rb"[\x20-\x7e\s]*")
 
 
@@ -131,7 +131,7 @@ def _split(data: bytes) -> list[bytes]:
     if stripped.startswith(b"M") and _BASE64_TEXT.fullmatch(data):
         return _from_base64(stripped)
     raise NoCertificates(
-        f"no certificate found in {len(data):,} bytes starting {_start(data)!r}; expected "
+        f"no certificate found in {len(data):,} bytes of {_kind(data)}; expected "
         "PEM (-----BEGIN CERTIFICATE-----), DER, or PKCS#7 (.p7b/.p7c, PEM, DER or base64)"
     )
 
@@ -336,10 +336,15 @@ def _parse_one(index: int, der: bytes) -> ParsedCertificate:
     return ParsedCertificate(index, der, certificate, None)
 
 
-def _start(data: bytes) -> bytes:
-    """The beginning of ``data`` that an error may quote (see ``_SHOWN``)."""
-    head = data[:_SHOWN_TEXT]
-    return head if _TEXT.fullmatch(head) else data[:_SHOWN]
+def _kind(data: bytes) -> str:
+    """What an unrecognised input looks like, for an error (see ``_SHOWN``).
+
+    Text is never quoted: a file uploaded by mistake may be a password or key file, and
+    error messages reach logs. Binary input shows only its magic number.
+    """
+    if _TEXT.fullmatch(data[:_SNIFF]):
+        return "text"
+    return f"binary data starting {data[:_SHOWN]!r}"
 
 
 def _show(label: bytes) -> str:

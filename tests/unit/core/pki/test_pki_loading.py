@@ -377,7 +377,8 @@ def test_empty_input(data: bytes) -> None:
 def test_binary_file() -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
     with pytest.raises(
-        NoCertificates, match=r"no certificate found in 1,032 bytes starting b'\\x89PNG"
+        NoCertificates,
+        match=r"no certificate found in 1,032 bytes of binary data starting b'\\x89PNG",
     ):
         load_certificates(png)
 
@@ -387,16 +388,14 @@ def test_text_that_starts_like_der_is_not_called_der() -> None:
     text = b"00 01 02 03 04 05\n"
     with pytest.raises(NoCertificates) as caught:
         load_certificates(text)
-    assert str(caught.value).startswith(
-        "no certificate found in 18 bytes starting b'00 01 02 03 04 0'; expected PEM"
-    )
+    assert str(caught.value).startswith("no certificate found in 18 bytes of text; expected PEM")
 
 
 def test_plain_text_file() -> None:
     with pytest.raises(NoCertificates) as caught:
         load_certificates(b"hello, world")
     assert str(caught.value) == (
-        "no certificate found in 12 bytes starting b'hello, world'; expected PEM "
+        "no certificate found in 12 bytes of text; expected PEM "
         "(-----BEGIN CERTIFICATE-----), DER, or PKCS#7 (.p7b/.p7c, PEM, DER or base64)"
     )
 
@@ -592,3 +591,11 @@ def test_crlf_and_lf_give_identical_results(parts: list[str]) -> None:
             load_certificates(crlf)
         return
     assert load_certificates(crlf) == expected
+
+
+def test_text_input_is_never_quoted_in_the_error() -> None:
+    # A password file uploaded by mistake must not end up in an error message or a log.
+    secret = b"hunter2-correct-horse"
+    with pytest.raises(NoCertificates) as caught:
+        load_certificates(secret)
+    assert "hunter2" not in str(caught.value)
