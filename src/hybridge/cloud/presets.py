@@ -128,7 +128,10 @@ def webex_preset(now: dt.datetime) -> list[PresetEntry]:
             )
         else:
             note = f"from certifi; valid until {found.not_valid_after_utc:%Y-%m-%d}"
-            if found.serial_number <= 0:
+            with warnings.catch_warnings():  # the warning is what we report, in the note
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                serial = found.serial_number
+            if serial <= 0:
                 # Go Daddy G2 has serial 0: RFC 5280 §4.1.2.2 wants a positive serial, and
                 # cryptography announces it will refuse such certificates in a future release.
                 note += "; serial number 0 (RFC 5280 §4.1.2.2), future cryptography refuses it"
