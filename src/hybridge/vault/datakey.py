@@ -15,7 +15,7 @@ import structlog
 from hybridge.storage.db import Database
 from hybridge.vault import envelope, models
 from hybridge.vault.errors import RotationError, SecretDecryptionError
-from hybridge.vault.keyring import open_keyring, unwrap_data_keys
+from hybridge.vault.keyring import insert_data_key, open_keyring, unwrap_data_keys
 from hybridge.vault.keys import MasterKeySource
 from hybridge.vault.records import Clock, audit, utc_now
 from hybridge.vault.rotation import RotationResult
@@ -44,22 +44,7 @@ def rotate_data_key(
     now = clock()
     new_key = envelope.new_key()
     with database.transaction() as session:
-        new_id = session.execute(
-            sa.insert(models.data_keys)
-            .values(algorithm=envelope.CIPHER_ALGORITHM, created_at=now, created_by=actor)
-            .returning(models.data_keys.c.id)
-        ).scalar_one()
-        session.execute(
-            sa.insert(models.key_wraps).values(
-                data_key_id=new_id,
-                master_key_id=master.key_id,
-                state="current",
-                algorithm=envelope.WRAP_ALGORITHM,
-                wrapped_key=envelope.wrap(master.material, new_key),
-                master_key_location=source.location,
-                created_at=now,
-            )
-        )
+        new_id = insert_data_key(session, master, source, new_key, now=now, actor=actor)
         rows = session.execute(sa.select(models.secrets)).all()
         for row in rows:
             fields = {

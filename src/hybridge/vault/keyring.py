@@ -1,4 +1,4 @@
-"""Reading the data keys: which master key the vault expects, and unwrapping under it.
+"""The data keys: which master key the vault expects, unwrapping under it, storing a new one.
 
 Shared by the vault service, ``vault status`` and the rotation, so that "is this the right
 master key" is decided in one place.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -125,3 +126,32 @@ def open_keyring(
     master = load_master_key(source, wraps)
     unwrap_data_keys(master, wraps)  # proves the key opens the vault before anything changes
     return wraps, master
+
+
+def insert_data_key(
+    session: Session,
+    master: MasterKey,
+    source: MasterKeySource,
+    data_key: Secret,
+    *,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Store ``data_key`` wrapped under ``master`` as the current key; return its id."""
+    data_key_id: int = session.execute(
+        sa.insert(models.data_keys)
+        .values(algorithm=envelope.CIPHER_ALGORITHM, created_at=now, created_by=actor)
+        .returning(models.data_keys.c.id)
+    ).scalar_one()
+    session.execute(
+        sa.insert(models.key_wraps).values(
+            data_key_id=data_key_id,
+            master_key_id=master.key_id,
+            state="current",
+            algorithm=envelope.WRAP_ALGORITHM,
+            wrapped_key=envelope.wrap(master.material, data_key),
+            master_key_location=source.location,
+            created_at=now,
+        )
+    )
+    return data_key_id

@@ -28,7 +28,12 @@ from hybridge.vault.errors import (
     SecretNotFoundError,
     VaultNotInitializedError,
 )
-from hybridge.vault.keyring import load_master_key, read_wraps, unwrap_data_keys
+from hybridge.vault.keyring import (
+    insert_data_key,
+    load_master_key,
+    read_wraps,
+    unwrap_data_keys,
+)
 from hybridge.vault.keys import KeyFileSource, MasterKey, MasterKeySource
 from hybridge.vault.records import (
     NOT_INITIALIZED,
@@ -129,26 +134,9 @@ class Vault:
         data_key = envelope.new_key()
         now = clock()
         with database.transaction() as session:
-            if read_wraps(session):
-                # Another process initialized first; open what it made instead.
-                pass
-            else:
-                data_key_id = session.execute(
-                    sa.insert(models.data_keys)
-                    .values(algorithm=envelope.CIPHER_ALGORITHM, created_at=now, created_by=actor)
-                    .returning(models.data_keys.c.id)
-                ).scalar_one()
-                session.execute(
-                    sa.insert(models.key_wraps).values(
-                        data_key_id=data_key_id,
-                        master_key_id=master.key_id,
-                        state="current",
-                        algorithm=envelope.WRAP_ALGORITHM,
-                        wrapped_key=envelope.wrap(master.material, data_key),
-                        master_key_location=source.location,
-                        created_at=now,
-                    )
-                )
+            # If another process initialized first, open what it made instead.
+            if not read_wraps(session):
+                insert_data_key(session, master, source, data_key, now=now, actor=actor)
                 audit(session, now, actor, "vault.init", [master.key_id], [], source.location)
                 log.info("vault.init", master_key_id=master.key_id, source=source.location)
         return cls.open(database, source, clock=clock)
