@@ -5,7 +5,7 @@ unmodified) talks to this HTTPS server instead. It follows Microsoft's published
 (messages.xsd / types.xsd, SOAP 1.1) and Exchange 2016's observable behaviour for what
 Hybridge uses: SOAP and POX Autodiscover, GetFolder, FindFolder, FindItem, GetItem,
 CreateItem, UpdateItem, DeleteItem, SyncFolderItems, Subscribe (streaming),
-GetStreamingEvents, Unsubscribe; NTLMv2 and Basic authentication; the
+GetStreamingEvents, Unsubscribe, GetUserOofSettings; NTLMv2 and Basic authentication; the
 ``ExchangeImpersonation`` header checked against ApplicationImpersonation assignments and
 their management scope; ``ErrorNonExistentMailbox``; ``ErrorServerBusy`` with
 ``BackOffMilliseconds``.
@@ -29,7 +29,7 @@ from hybridge.testing.ews.config import (
 from hybridge.testing.ews.directory import Directory
 from hybridge.testing.ews.emulator import EwsEmulator
 from hybridge.testing.ews.errors import EmulatorConfigError, EwsEmulatorError, StoreLookupError
-from hybridge.testing.ews.store import Item, MailboxStore
+from hybridge.testing.ews.store import Item, MailboxStore, OofSettings
 
 __all__ = [
     "Directory",
@@ -41,6 +41,7 @@ __all__ = [
     "ImpersonationAssignment",
     "Item",
     "MailboxStore",
+    "OofSettings",
     "StoreLookupError",
     "ThrottlePolicy",
     "config_from_dict",

@@ -121,9 +121,9 @@ def item_element(item: Item, fields: set[str] | None) -> ET.Element:
     sub(elem, T, "ItemId", Id=item.item_id, ChangeKey=item.change_key)
     sub(elem, T, "ParentFolderId", Id=item.folder_id, ChangeKey="AQAAAA==")
     sub(elem, T, "ItemClass", item.item_class)
-    for name, prop in item.props.items():
+    for name, prop in item.props.items():  # a fresh parse: safe to hand out
         if fields is None or name in fields:
-            elem.append(copy.deepcopy(prop))
+            elem.append(prop)
     return elem
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hybridge.testing.ews.autodiscover import get_user_settings, pox_response
+from hybridge.testing.ews.availability import get_user_oof_settings
 from hybridge.testing.ews.config import DirectoryAccount
 from hybridge.testing.ews.items import ITEM_OPERATIONS, RequestContext
 from hybridge.testing.ews.ntlm import NtlmAcceptor, NtlmProtocolError, NtlmVerdict
@@ -69,6 +70,7 @@ _UNAUTHORIZED_BODY = (
 _ACCOUNT_OPERATIONS = {
     **ITEM_OPERATIONS,
     "SyncFolderItems": sync_folder_items,
+    "GetUserOofSettingsRequest": get_user_oof_settings,
     "Subscribe": subscribe,
     "Unsubscribe": unsubscribe,
 }

@@ -26,7 +26,8 @@ from hybridge.testing.ews.items import (
     resolve_folder,
 )
 from hybridge.testing.ews.soap import M, T, envelope, operation_response, response_message, sub
-from hybridge.testing.ews.store import ChangeEvent, InvalidSyncState
+from hybridge.testing.ews.store import ChangeEvent
+from hybridge.testing.ews.syncstate import InvalidSyncState
 
 #: messages.xsd restricts MaxChangesReturned to 1..512.
 MAX_CHANGES_LIMIT = 512

@@ -10,7 +10,7 @@ from ews_soap_requests import SVC_PASSWORD
 from exchangelib import Account, CalendarItem, Credentials, EWSDateTime, EWSTimeZone
 
 from hybridge.calendar.ews.transport import account_for
-from hybridge.testing.ews import EwsEmulator
+from hybridge.testing.ews import EwsEmulator, OofSettings
 
 
 def _account(emulator: EwsEmulator, ctx: ssl.SSLContext, auth: str = "NTLM") -> Account:
@@ -76,4 +76,23 @@ def test_streaming_notifications(emulator: EwsEmulator, client_context: ssl.SSLC
     assert subjects == {"between subscribe and stream", "while streaming"}
     calendar.unsubscribe(subscription_id)
     assert emulator.store.subscription(subscription_id) is None
+    account.protocol.close()
+
+
+def test_out_of_office_is_read_through_impersonation(
+    emulator: EwsEmulator, client_context: ssl.SSLContext
+) -> None:
+    account = _account(emulator, client_context)
+    assert account.oof_settings.state == "Disabled"
+    start = dt.datetime(2026, 12, 20, tzinfo=dt.UTC)
+    emulator.store.set_oof(
+        "alice@contoso.test",
+        OofSettings("Scheduled", "Back in January", "Away", start, start + dt.timedelta(days=14)),
+    )
+    oof = account.oof_settings
+    assert (oof.state, oof.internal_reply, oof.start) == (
+        "Scheduled",
+        "Back in January",
+        EWSDateTime(2026, 12, 20, tzinfo=EWSTimeZone("UTC")),
+    )
     account.protocol.close()

@@ -21,7 +21,7 @@ from hybridge.testing.ews import (
     load_config,
 )
 from hybridge.testing.ews.directory import Directory
-from hybridge.testing.ews.store import InvalidSyncState
+from hybridge.testing.ews.syncstate import InvalidSyncState
 
 T0 = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
 
