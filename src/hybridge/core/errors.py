@@ -5,12 +5,25 @@ with subclasses that say what went wrong. The CLI and the web layers catch
 ``HybridgeError`` and show its message as one sentence; anything else is a bug.
 
     HybridgeError
-     ├── PkiError              (core.pki)
-     ├── VerificationError     (core.tlsverify)
-     ├── SipError              (core.sip)
+     ├── PkiError              (core.pki)         certificates that do not load
+     ├── VerificationError     (core.tlsverify)   a verification that could not run
+     ├── SipError              (core.sip)         SIP over the limits or malformed
+     ├── ManifestError         (core.manifest)    a CA-list manifest refused
+     ├── ControlError          (core.control)     a control-channel message refused
      ├── StorageError          (storage)
      ├── TrustStoreError       (truststore)
-     └── VaultError            (vault)
+     ├── TlsError              (tls)
+     ├── VaultError            (vault)
+     ├── CalendarError         (calendar)
+     ├── WebError              (web)
+     ├── CloudError            (cloud)
+     ├── ConnectorError        (connector)
+     ├── EdgeError             (edge)
+     ├── DemoPkiError          (demo)
+     └── EwsEmulatorError      (testing.ews)
+
+A refused peer is not an exception: ``core.tlsverify`` returns a ``Refused`` value and the
+caller decides, as a security check should.
 """
 
 
