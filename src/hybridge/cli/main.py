@@ -25,6 +25,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cloud": ("hybridge.cli.cloud", "cloud_app"),
     "connector": ("hybridge.cli.connector", "connector_app"),
     "demo": ("hybridge.cli.demo", "demo"),
+    "edge": ("hybridge.cli.edge", "edge_app"),
     "pki": ("hybridge.cli.pki", "pki_app"),
     "tls": ("hybridge.cli.tls", "tls_app"),
     "trust": ("hybridge.cli.trust", "trust_app"),
@@ -42,13 +43,17 @@ class _LazyGroup(TyperGroup):
             return super().get_command(ctx, cmd_name)
         module_name, attribute = _SUBCOMMANDS[cmd_name]
         target = getattr(importlib.import_module(module_name), attribute)
-        if not isinstance(target, typer.Typer):
-            single = typer.Typer()
-            single.command(cmd_name)(target)
-            target = single
-        command = typer.main.get_command(target)
-        command.name = cmd_name
-        return command
+        holder = typer.Typer()
+        if isinstance(target, typer.Typer):
+            # Nested under a holder so that Typer keeps it a group even when it has a
+            # single command (on its own, Typer would collapse it into that command).
+            holder.add_typer(target, name=cmd_name)
+        else:
+            holder.command(cmd_name)(target)
+            holder.callback()(lambda: None)
+        group = typer.main.get_command(holder)
+        assert isinstance(group, TyperGroup)
+        return group.get_command(ctx, cmd_name)
 
 
 app = typer.Typer(
@@ -78,8 +83,9 @@ def _root(
 
 def _log_to_stderr() -> None:
     # stdout carries --json output; logs must never mix into it.
+    # The stream is looked up at each call, not bound once: tests swap sys.stderr.
     if not structlog.is_configured():
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
 
 
 def main() -> None:
