@@ -26,6 +26,8 @@ from hybridge.storage.db import open_database, sqlite_url
 from hybridge.web.accounts import create_admin
 from hybridge.web.clock import system_clock
 
+pytestmark = pytest.mark.slow  # real role processes on loopback
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

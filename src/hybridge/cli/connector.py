@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from hybridge.cli.calendar import calendar_app
 from hybridge.cli.vault import vault_app
 
 connector_app = typer.Typer(
@@ -15,6 +16,7 @@ connector_app = typer.Typer(
     no_args_is_help=True,
 )
 connector_app.add_typer(vault_app, name="vault")
+connector_app.add_typer(calendar_app, name="calendar")
 
 
 # -- the connector role: serve, admins, registration (hybridge.connector) ---------------
@@ -148,9 +150,10 @@ def _registration_service(data_dir: Path | None, bootstrap: Path | None):  # typ
     from hybridge.connector.app import create_app
     from hybridge.connector.settings import ConnectorSettings
 
-    if not structlog.is_configured():
-        # structlog's default prints to stdout, which would corrupt --json output.
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # structlog's default prints to stdout, which would corrupt --json output: log lines of a
+    # CLI run belong on stderr (only the factory changes; processors stay as configured).
+    # The factory looks sys.stderr up at each use, never a stream captured now.
+    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
     directory = resolve_data_dir(data_dir)
     # The base URL only matters for a new registration (the redirect); not used here.
     settings = ConnectorSettings(

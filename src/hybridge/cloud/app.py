@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from hybridge import __version__
 from hybridge.cloud import calist, presets
 from hybridge.cloud.api import api_router
+from hybridge.cloud.control import install_control
 from hybridge.cloud.errors import CaListError, NotOperator, OrganisationError
 from hybridge.cloud.keys import load_cloud_keys
 from hybridge.cloud.mtls import ConnectorAuthError
@@ -99,6 +100,7 @@ def create_app(settings: CloudSettings, *, database: Database | None = None) -> 
     app.include_router(backchannel)
     app.include_router(portal_router(auth, portal_admin))
     app.include_router(api_router())
+    install_control(app, services)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from hybridge import __version__
 from hybridge.connector.cloudlink import CloudLink, TransportWrapper
+from hybridge.connector.control import install_control
 from hybridge.connector.credentials import CredentialStore
 from hybridge.connector.errors import NotRegistered
+from hybridge.connector.exchange_views import install_exchange
 from hybridge.connector.registration import RegistrationService
 from hybridge.connector.registration_views import registration_router
 from hybridge.connector.services import ConnectorServices
@@ -89,6 +91,8 @@ def create_app(
     app.include_router(login_router(auth, templates, home="/trust"))
     app.include_router(trust_router(auth))
     app.include_router(registration_router(auth))
+    install_control(app, services)
+    install_exchange(app, services, vault)
 
     @app.get("/")
     def home() -> Response:

@@ -289,6 +289,12 @@ Logs: {stack.cloud.log_path}  {stack.connector.log_path}
 """,
         flush=True,
     )
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (a service manager, ``kill``) stops both roles like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         while stack.cloud.process.poll() is None and stack.connector.process.poll() is None:
             time.sleep(0.5)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hybridge.connector.errors import CloudUntrusted, ConnectorError
-from hybridge.connector.registration import PendingRegistration
+from hybridge.connector.registration_values import PendingRegistration
 from hybridge.connector.services import ConnectorServices, Services
 from hybridge.web.auth import WebAuth
 from hybridge.web.pages import render
@@ -69,7 +69,16 @@ def registration_router(auth: WebAuth) -> APIRouter:
     @router.get("/registration")
     async def registration_page(request: Request, web: Admin, services: Services) -> Response:
         status = await run_in_threadpool(_status, services, check=True)
-        return page(request, services, status=status)
+        pending = PendingRegistration.from_data(web.data.get(_PENDING))
+        # Shown so the admin can compare it with the cloud's approval page (DESIGN.md §3.3).
+        pending_view = None
+        if pending is not None and not status["registered"]:
+            fp = pending.key_fp
+            pending_view = {
+                "cloud_url": pending.cloud_url,
+                "key_fp_grouped": " ".join(fp[i : i + 4] for i in range(0, len(fp), 4)),
+            }
+        return page(request, services, status=status, pending=pending_view)
 
     @router.post("/registration/start")
     def start(

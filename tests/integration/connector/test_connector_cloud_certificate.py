@@ -21,6 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hybridge.connector.demo_run import RoleProcess, start_cloud
 from hybridge.demo.pki import DemoPki
 
+pytestmark = pytest.mark.slow  # real role processes on loopback
+
 
 def _other_host_certificate(pki: DemoPki, directory: Path) -> tuple[Path, Path]:
     """A server certificate from the demo issuing CA (a bootstrap CA's chain) for another host."""
@@ -137,3 +139,22 @@ def test_bootstrap_anchors_never_verify_platform_connections(
     with pytest.raises(NoAnchors):
         connector.services.store.ssl_context(TrustUse.PLATFORM)
     assert connector.client.get("/api/trust/anchors").json() == {"anchors": []}
+
+
+def test_a_manual_anchor_does_not_make_the_registration_trusted(
+    foreign_cloud: RoleProcess, foreign_ca: trustme.CA, make: ConnectorFactory
+) -> None:
+    # The admin trusts the foreign CA for the platform; registration still uses the
+    # bootstrap set only (DESIGN.md §3 invariant 1), so the cloud is refused all the same.
+    from hybridge.truststore import CertificateSource
+
+    connector = make()
+    store = connector.services.store
+    store.add_manual([CertificateSource("ca.pem", foreign_ca.cert_pem.bytes())], actor="test")
+    refused = _callback_with_started_state(connector, foreign_cloud.url)
+    assert refused.status_code == 400
+    assert "does not chain to the bootstrap anchors" in refused.text
+    assert connector.services.credentials.current() is None
+    assert connector.services.credentials.secret_count() == 0
+    assert [r.anchor.source.value for r in store.list_anchors()] == ["manual"]
+    assert store.installed_cloud_sequence() is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+import pytest
 import structlog
 from connector_stack import (
     Cloud,
@@ -20,7 +21,11 @@ from connector_stack import (
     portal_login,
 )
 
+import certs
 from hybridge.demo.pki import DemoPki
+from hybridge.truststore import CertificateSource
+
+pytestmark = pytest.mark.slow  # real role processes on loopback
 
 
 def _register(
@@ -60,6 +65,10 @@ def test_auto_registration_installs_the_cloud_list_and_then_uses_the_platform_st
     assert "PRIVATE KEY" not in str(status)
     # From now on the cloud is verified by the trust store, never by the bootstrap set.
     assert status["cloud_connection"]["ok"] is True
+    # Never a secret in a page: no key, no verifier, no code.
+    for path in ("/registration", "/trust", "/api/registration"):
+        text = connector.client.get(path).text
+        assert "PRIVATE KEY" not in text and params["code"] not in text
     with structlog.testing.capture_logs() as logs:
         health = connector.services.registration.cloud_health()
     assert health.ok
@@ -117,6 +126,9 @@ def test_deregistration_removes_credential_and_cloud_anchors_keeps_manual(
 ) -> None:
     connector = make()
     assert connector.callback(_register(cloud, demo_pki, connector)).status_code == 200
+    exchange_ca = certs.build("Exchange Issuing Root")
+    store = connector.services.store
+    store.add_manual([CertificateSource("exchange.pem", exchange_ca.pem)], actor="test")
     page = connector.client.get("/registration")
     response = connector.client.post(
         "/registration/deregister",
@@ -131,7 +143,14 @@ def test_deregistration_removes_credential_and_cloud_anchors_keeps_manual(
             "SELECT status FROM connector WHERE id = ?", (registration_id,)
         ).fetchone()
     assert status == ("deregistered",)
-    connector.assert_nothing_stored()
+    # The credential and the cloud set are gone; the admin's own anchor stays, in the bundle.
+    assert [r.info.subject for r in store.list_anchors()] == [
+        exchange_ca.certificate.subject.rfc4514_string()
+    ]
+    assert store.export_pem().count("BEGIN CERTIFICATE") == 1
+    assert store.installed_cloud_sequence() is None
+    assert connector.services.credentials.current() is None
+    assert connector.services.credentials.secret_count() == 0
     # A new registration works after a deregistration (the old sequence is forgotten).
     assert connector.callback(_register(cloud, demo_pki, connector)).status_code == 200
     assert connector.services.store.installed_cloud_sequence() is not None

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from connector_app import App
 
 from hybridge.connector.errors import RegistrationError
-from hybridge.connector.registration import check_cloud_url
+from hybridge.connector.registration_values import check_cloud_url
 
 
 def _start(app: App, cloud_url: str, **extra: str) -> tuple[int, str]:
@@ -47,6 +47,10 @@ def test_start_redirects_to_the_cloud_with_pkce_state_and_key_fingerprint(app: A
     assert pending[0]["code_verifier"] not in location
     assert pending[0]["key_fp"] == query["connector_key_fp"]
     assert app.services.credentials.pending_key() is not None
+    # Back on the connector meanwhile, the page shows the fingerprint to compare.
+    fp = query["connector_key_fp"]
+    grouped = " ".join(fp[i : i + 4] for i in range(0, 64, 4))
+    assert grouped in app.client.get("/registration").text
 
 
 def test_unchecked_box_asks_for_manual_trust(app: App) -> None:

@@ -1,0 +1,469 @@
+"""The connector end of the control channel: one outbound WebSocket over TLS to the cloud.
+
+Trust. DESIGN.md §3 invariant 1: the channel is verified by the trust store's PLATFORM
+anchors (manual + cloud), never by the bootstrap set, read afresh for every connection, so
+a push that changed the anchors takes effect on the next connection without a restart.
+The context comes from ``hybridge.tls.client_context`` (OpenSSL validates the path and the
+key possession during the handshake; the client certificate from registration is loaded
+into it), and ``hybridge.tls.check_peer`` runs our own path validation and name rule on the
+live connection *before the WebSocket handshake is sent*: ``_CheckedConnection`` does it in
+``connection_made`` (called once TLS is up, before any byte of HTTP is written) and aborts
+the transport on refusal. This follows the duty stated in ``hybridge.tls``.
+
+Reconnects use ``core.control.Backoff`` (capped exponential, full jitter) so that a fleet
+cut off by a cloud restart comes back spread over time; they never give up. While the cloud
+is unreachable the trust store keeps its last good set, and after ``alarm_after`` seconds
+the channel raises an alarm (log, metrics, dashboard, and the next hello carries it).
+
+``websockets`` (asyncio client) does the RFC 6455 work. Compression is off: a deflate
+context per connection costs the cloud tens of KiB of memory per connector, and pushes are
+small and rare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import anyio
+import structlog
+from cryptography import x509
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from hybridge import __version__
+from hybridge.connector import control_metrics as metrics
+from hybridge.connector.control_apply import (
+    CommandLedger,
+    apply_push,
+    check_command,
+    deregister_locally,
+)
+from hybridge.connector.credentials import CredentialStore, Registration
+from hybridge.connector.errors import ConnectorError
+from hybridge.core.control import (
+    MAX_CLOUD_FRAME,
+    Ack,
+    Backoff,
+    Command,
+    CommandFrame,
+    ControlError,
+    Heartbeat,
+    Hello,
+    Pong,
+    Push,
+    Refusal,
+    Resync,
+    Welcome,
+    decode_cloud_message,
+    encode_message,
+)
+from hybridge.core.tlsverify import NamePolicy, PeerRole, Refused, Use
+from hybridge.storage.db import Database
+from hybridge.tls import check_peer, client_context
+from hybridge.tls.errors import TlsError
+from hybridge.truststore import TrustStore, TrustStoreError, TrustUse
+from hybridge.web.sessions import WebSession
+
+log = structlog.get_logger(__name__)
+
+
+class ChannelError(ConnectorError):
+    """The control channel could not be opened or was closed by the cloud."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """Knobs of the channel; ``from_env`` reads ``HYBRIDGE_CONTROL_*`` for ``connector serve``.
+
+    ``HYBRIDGE_CONTROL_BACKOFF_BASE``  first reconnect ceiling (s, default 1)
+    ``HYBRIDGE_CONTROL_BACKOFF_CAP``   largest reconnect ceiling (s, default 60)
+    ``HYBRIDGE_CONTROL_ALARM_AFTER``   unreachable time before the alarm (s, default 300)
+    """
+
+    backoff: Backoff = field(default_factory=Backoff)
+    alarm_after: float = 300.0
+    open_timeout: float = 10.0
+    registration_poll: float = 2.0
+    #: Until the cloud's welcome says otherwise.
+    heartbeat_interval: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ChannelSettings:
+        """Raises ValueError when a value is not a positive number (or base > cap)."""
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            backoff=Backoff(
+                float(env.get("HYBRIDGE_CONTROL_BACKOFF_BASE", "1")),
+                float(env.get("HYBRIDGE_CONTROL_BACKOFF_CAP", "60")),
+            ),
+            alarm_after=float(env.get("HYBRIDGE_CONTROL_ALARM_AFTER", "300")),
+        )
+
+
+@dataclass
+class ChannelStatus:
+    """What the dashboard and ``/api/control`` show (no secret in it)."""
+
+    state: str = "starting"
+    since: float = field(default_factory=time.time)
+    last_error: str | None = None
+    unreachable_since: float | None = None
+    alarms: list[str] = field(default_factory=list)
+    last_push: dict[str, Any] | None = None
+    connections: int = 0
+    heartbeat_interval: float = 30.0
+
+    def set(self, state: str) -> None:
+        if state != self.state:
+            self.state, self.since = state, time.time()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "since": self.since,
+            "last_error": self.last_error,
+            "unreachable_since": self.unreachable_since,
+            "alarms": list(self.alarms),
+            "last_push": self.last_push,
+            "connections": self.connections,
+            "heartbeat_interval": self.heartbeat_interval,
+        }
+
+
+def _checked_connection(
+    host: str, anchors: tuple[x509.Certificate, ...], refusals: list[Refused]
+) -> type[ClientConnection]:
+    names = NamePolicy(host)
+
+    class _CheckedConnection(ClientConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            assert isinstance(transport, asyncio.Transport)
+            conn = transport.get_extra_info("ssl_object")
+            verdict = (
+                check_peer(
+                    conn, names=names, anchors=anchors, role=PeerRole.SERVER, use=Use.PLATFORM
+                )
+                if conn is not None
+                else None
+            )
+            # hybridge.tls: no application data before an Accepted verdict.
+            if verdict is None or isinstance(verdict, Refused):
+                if isinstance(verdict, Refused):
+                    refusals.append(verdict)
+                transport.abort()
+
+    return _CheckedConnection
+
+
+def _tls_context(
+    anchors: tuple[x509.Certificate, ...], certificate_pem: bytes, key_pem: bytes
+) -> ssl.SSLContext:
+    # ssl loads identities from files only: a private directory (0700), 0600 files, removed
+    # as soon as the context holds them.
+    with tempfile.TemporaryDirectory(prefix="hybridge-control-") as directory:
+        cert_path = Path(directory) / "cert.pem"
+        key_path = Path(directory) / "key.pem"
+        for path, data in ((cert_path, certificate_pem), (key_path, key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        return client_context(anchors, cert_file=cert_path, key_file=key_path)
+
+
+class ControlClient:
+    """Keeps the channel open while the connector is registered; applies what it gets."""
+
+    def __init__(
+        self,
+        *,
+        store: TrustStore,
+        database: Database,
+        credentials: CredentialStore,
+        data_dir: Path,
+        clock: Callable[[], datetime],
+        settings: ChannelSettings | None = None,
+        version: str = __version__,
+    ) -> None:
+        self.store = store
+        self.database = database
+        self.credentials = credentials
+        self.clock = clock
+        self.settings = settings or ChannelSettings()
+        self.version = version
+        self.ledger = CommandLedger(data_dir)
+        self.status = ChannelStatus(heartbeat_interval=self.settings.heartbeat_interval)
+        self._attempt = 0
+        self._alarmed = False
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled: connect, serve, back off, reconnect."""
+        while True:
+            registration = await anyio.to_thread.run_sync(self.credentials.current)
+            if registration is None:
+                self.status.set("not_registered")
+                self._attempt = 0
+                self.status.unreachable_since = None
+                self._update_alarms()
+                await asyncio.sleep(self.settings.registration_poll)
+                continue
+            try:
+                await self._session(registration)
+                self.status.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except (ChannelError, TrustStoreError, TlsError, ControlError, OSError) as exc:
+                self.status.last_error = str(exc)
+                log.info("connector.control_disconnected", error=str(exc))
+            except Exception as exc:  # never let the channel die: log and reconnect
+                self.status.last_error = f"{exc.__class__.__name__}: {exc}"
+                log.exception("connector.control_failed")
+            metrics.CONNECTED.set(0)
+            if self.status.state == "not_registered":
+                continue
+            self.status.set("offline")
+            if self.status.unreachable_since is None:
+                self.status.unreachable_since = time.time()
+            self._update_alarms()
+            delay = self.settings.backoff.delay(self._attempt, random.random())  # noqa: S311 - jitter, not a secret
+            self._attempt += 1
+            metrics.RECONNECTS.inc()
+            await asyncio.sleep(delay)
+            self._update_alarms()
+
+    def _update_alarms(self) -> None:
+        since = self.status.unreachable_since
+        alarms = [a for a in self.status.alarms if not a.startswith("cloud unreachable")]
+        unreachable = since is not None and time.time() - since >= self.settings.alarm_after
+        if unreachable:
+            assert since is not None
+            alarms.append(f"cloud unreachable for {int(time.time() - since)}s")
+            if not self._alarmed:
+                log.warning(
+                    "connector.control_alarm_cloud_unreachable",
+                    seconds=int(time.time() - since),
+                    error=self.status.last_error,
+                )
+        self._alarmed = unreachable
+        metrics.ALARM.set(1 if unreachable else 0)
+        self.status.alarms = alarms
+
+    # -- one connection ---------------------------------------------------------------
+
+    async def _open(self, registration: Registration) -> tuple[Any, list[Refused]]:
+        parts = urlsplit(registration.control_url)
+        if parts.scheme != "wss" or not parts.hostname:
+            raise ChannelError(f"control URL {registration.control_url!r} is not a wss:// URL")
+        # DESIGN.md §3 invariant 1: the platform set, never the bootstrap anchors.
+        anchors = self.store.anchors_for(TrustUse.PLATFORM)
+        secret = await anyio.to_thread.run_sync(self.credentials.key_for, registration)
+        context = _tls_context(
+            anchors, registration.client_certificate_pem.encode(), secret.reveal()
+        )
+        refusals: list[Refused] = []
+        opener = connect(
+            registration.control_url,
+            ssl=context,
+            server_hostname=parts.hostname,
+            create_connection=_checked_connection(parts.hostname, anchors, refusals),
+            open_timeout=self.settings.open_timeout,
+            max_size=MAX_CLOUD_FRAME,
+            compression=None,
+            user_agent_header=f"hybridge-connector/{self.version}",
+        )
+        return opener, refusals
+
+    async def _session(self, registration: Registration) -> None:
+        opener, refusals = await self._open(registration)
+        if self.status.state != "offline":  # an outage shows as offline until it ends
+            self.status.set("connecting")
+        try:
+            async with opener as websocket:
+                await self._converse(websocket, registration)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            reason = exc.rcvd.reason if exc.rcvd else ""
+            raise ChannelError(f"the cloud closed the channel ({code}): {reason}") from exc
+        except (InvalidHandshake, InvalidURI, TimeoutError, OSError) as exc:
+            if refusals:
+                raise ChannelError(
+                    f"the cloud's certificate was refused: {refusals[0].reason.value}: {refusals[0].explanation}"
+                ) from exc
+            raise ChannelError(f"cannot open the control channel: {exc}") from exc
+
+    async def _hello(self, registration: Registration) -> Hello:
+        installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+        return Hello(
+            self.version,
+            installed,
+            "degraded" if self.status.alarms else "ok",
+            tuple(self.status.alarms),
+            registration.trust_mode,
+        )
+
+    async def _converse(self, websocket: Any, registration: Registration) -> None:
+        await websocket.send(encode_message(await self._hello(registration)))
+        first = decode_cloud_message(
+            await asyncio.wait_for(websocket.recv(), self.settings.open_timeout)
+        )
+        if not isinstance(first, Welcome) or first.connector_id != registration.connector_id:
+            raise ChannelError("the cloud did not answer the hello with our welcome")
+        self.status.heartbeat_interval = first.heartbeat_interval
+        self.status.set("connected")
+        self.status.connections += 1
+        self.status.unreachable_since = None
+        self._attempt = 0
+        self._update_alarms()
+        metrics.CONNECTED.set(1)
+        log.info("connector.control_connected", cloud=registration.cloud_url)
+        beats = asyncio.create_task(self._heartbeats(websocket))
+        try:
+            async for text in websocket:
+                message = decode_cloud_message(text)
+                if isinstance(message, Push):
+                    await self._on_push(websocket, message, registration)
+                elif isinstance(message, CommandFrame):
+                    if await self._on_command(websocket, message, registration):
+                        return
+                elif isinstance(message, Welcome):
+                    self.status.heartbeat_interval = message.heartbeat_interval
+        finally:
+            beats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beats
+
+    async def _heartbeats(self, websocket: Any) -> None:
+        while True:
+            await asyncio.sleep(self.status.heartbeat_interval)
+            installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+            beat = Heartbeat(
+                self.version,
+                installed,
+                "degraded" if self.status.alarms else "ok",
+                tuple(self.status.alarms),
+            )
+            with contextlib.suppress(ConnectionClosed):
+                await websocket.send(encode_message(beat))
+                metrics.HEARTBEATS.inc()
+
+    async def _on_push(self, websocket: Any, push: Push, registration: Registration) -> None:
+        outcome = await anyio.to_thread.run_sync(
+            apply_push, push.manifest, registration, self.store, self.clock()
+        )
+        answer = outcome.answer
+        self.status.last_push = {
+            "at": time.time(),
+            "sequence": outcome.sequence,
+            "applied": isinstance(answer, Ack),
+            "reason": answer.reason if isinstance(answer, Refusal) else None,
+            "added": list(outcome.added),
+            "removed": list(outcome.removed),
+        }
+        if isinstance(answer, Refusal):
+            metrics.PUSHES_REFUSED.labels(answer.reason).inc()
+        else:
+            metrics.PUSHES_APPLIED.inc()
+        await websocket.send(encode_message(answer))
+
+    async def _on_command(
+        self, websocket: Any, frame: CommandFrame, registration: Registration
+    ) -> bool:
+        """Carry out a signed command; True when the channel must end (deregistered)."""
+        checked = await anyio.to_thread.run_sync(
+            check_command, frame.token, registration, self.ledger, self.clock()
+        )
+        if isinstance(checked, Refusal):
+            metrics.COMMANDS_REFUSED.labels(checked.reason).inc()
+            await websocket.send(encode_message(checked))
+            return False
+        command: Command = checked
+        if command.name == "ping":
+            await websocket.send(encode_message(Pong(command.command_id)))
+        elif command.name == "refresh_trust":
+            installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+            await websocket.send(encode_message(Ack(command_id=command.command_id)))
+            await websocket.send(encode_message(Resync(installed)))
+        elif command.name == "deregister":
+            await anyio.to_thread.run_sync(
+                deregister_locally,
+                registration,
+                self.store,
+                self.database,
+                self.credentials,
+                self.clock,
+            )
+            with contextlib.suppress(ConnectionClosed):
+                await websocket.send(encode_message(Ack(command_id=command.command_id)))
+            self.status.set("not_registered")
+            return True
+        return False
+
+
+def control_router(client: ControlClient, admin: Any) -> APIRouter:
+    router = APIRouter()
+
+    Admin = Annotated[WebSession, Depends(admin)]
+
+    @router.get("/api/control")
+    def channel_status(_admin: Admin) -> JSONResponse:
+        return JSONResponse(client.status.view())
+
+    @router.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        # Counts and states only: no id, no fingerprint, no secret.
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_control(
+    app: FastAPI, services: Any, settings: ChannelSettings | None = None
+) -> ControlClient:
+    """Run the channel with the connector app; add ``/api/control`` and ``/metrics``.
+
+    ``services`` is the app's ``ConnectorServices``. Raises ValueError on a bad
+    ``HYBRIDGE_CONTROL_*`` value.
+    """
+    client = ControlClient(
+        store=services.store,
+        database=services.database,
+        credentials=services.credentials,
+        data_dir=services.settings.data_dir,
+        clock=services.settings.clock,
+        settings=settings or ChannelSettings.from_env(),
+    )
+    app.state.control = client
+    app.include_router(control_router(client, services.auth.current_admin))
+    services.templates.env.globals["control_status"] = client.status.view
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        task = asyncio.create_task(client.run(), name="control-channel")
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.router.lifespan_context = lifespan
+    return client

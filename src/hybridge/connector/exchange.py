@@ -1,0 +1,365 @@
+"""The connector's Exchange configurations: save (tested first), test, links, export.
+
+``ExchangeService`` is what the pages, the JSON API and ``hybridge connector calendar`` use:
+
+- ``save`` runs the connection test with the configuration being saved and the password
+  (the new one, else the stored one) and stores nothing when the test fails, unless the
+  caller insists (``save_anyway``), as the real product does. With no password anywhere yet
+  (the Exchange admin will enter it through a link) there is nothing to test and the
+  configuration is saved as "password not set".
+- Turning TLS certificate verification off needs ``confirm_insecure``; TLS itself stays on.
+  Verification uses the trust store's *platform* anchors (manual + cloud), never the
+  bootstrap set (DESIGN.md §3: bootstrap anchors only verify the registration endpoints).
+- The password is a vault secret; this service hands it to ``test_connection`` and nowhere
+  else. Audit records name configurations, codes and actors only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+import structlog
+
+from hybridge.connector.credential_link import CredentialLinks, IssuedLink, links_table
+from hybridge.connector.exchange_config import (
+    PASSWORD_PURPOSE,
+    ExchangeConfig,
+    ExchangeRecord,
+    config_values,
+    configs_table,
+    record_from_row,
+)
+from hybridge.connector.exchange_errors import (
+    ExchangeConfigInvalid,
+    ExchangeConfigNotFound,
+    InsecureNotConfirmed,
+    PasswordNotSet,
+)
+from hybridge.storage.db import Database
+from hybridge.truststore import TrustStore, TrustStoreError, TrustUse
+from hybridge.vault import Secret, Vault
+from hybridge.vault.records import audit
+from hybridge.web.clock import Clock
+
+if TYPE_CHECKING:
+    # Imported where used: exchangelib costs ~1 s at import, and most commands never test.
+    from hybridge.calendar.ews import ConnectionTestResult
+
+log = structlog.get_logger(__name__)
+
+_MAX_PASSWORD_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    """What ``save`` did: ``saved`` or not, the record, and the test that decided."""
+
+    saved: bool
+    record: ExchangeRecord | None
+    test: ConnectionTestResult | None
+    forced: bool = False
+
+    def view(self) -> dict[str, Any]:
+        """The API's answer."""
+        return {
+            "saved": self.saved,
+            "saved_despite_failed_test": self.forced,
+            "config": None if self.record is None else self.record.public_view(),
+            "test": None if self.test is None else test_view(self.test),
+        }
+
+
+def test_view(result: ConnectionTestResult) -> dict[str, Any]:
+    """A connection test result as JSON (it never holds the password)."""
+    return {
+        "ok": result.ok,
+        "code": result.code,
+        "message": result.message,
+        "fix": result.fix or None,
+        "ews_url": result.ews_url,
+        "server_version": result.server_version,
+        "retry_after_seconds": result.retry_after_seconds,
+    }
+
+
+test_view.__test__ = False  # type: ignore[attr-defined]
+
+
+def check_password(password: Secret) -> Secret:
+    """``password`` if it is 1 to 1024 bytes of UTF-8. Raises ``ExchangeConfigInvalid``."""
+    if not 0 < len(password) <= _MAX_PASSWORD_BYTES:
+        raise ExchangeConfigInvalid(
+            f"the password must be 1 to {_MAX_PASSWORD_BYTES} bytes (got {len(password)})"
+        )
+    try:
+        password.reveal_text()
+    except ValueError as exc:
+        raise ExchangeConfigInvalid("the password is not UTF-8 text") from exc
+    return password
+
+
+class ExchangeService:
+    """Exchange configurations over the node database, the vault and the trust store."""
+
+    def __init__(
+        self,
+        database: Database,
+        vault: Vault,
+        store: TrustStore,
+        clock: Clock,
+        *,
+        test_timeout: float = 20.0,
+    ) -> None:
+        self._db = database
+        self._vault = vault
+        self._store = store
+        self._clock = clock
+        self._timeout = test_timeout
+        self.links = CredentialLinks(database, clock)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _record(self, row: Any) -> ExchangeRecord:
+        ref = self._vault.find(PASSWORD_PURPOSE, row.id)
+        return record_from_row(row, None if ref is None else self._vault.metadata(ref))
+
+    def configs(self) -> tuple[ExchangeRecord, ...]:
+        """Every configuration, by display name."""
+        with self._db.transaction() as session:
+            rows = session.execute(
+                sa.select(configs_table).order_by(configs_table.c.display_name)
+            ).all()
+        return tuple(self._record(row) for row in rows)
+
+    def get(self, config_id: str) -> ExchangeRecord:
+        """The configuration ``config_id``. Raises ``ExchangeConfigNotFound``."""
+        with self._db.transaction() as session:
+            row = session.execute(
+                sa.select(configs_table).where(configs_table.c.id == config_id)
+            ).first()
+        if row is None:
+            raise ExchangeConfigNotFound(f"no Exchange configuration with id {config_id!r}")
+        return self._record(row)
+
+    def export(self) -> dict[str, Any]:
+        """Every configuration's public view (the export never holds a password)."""
+        return {"exchange_configs": [r.public_view() for r in self.configs()]}
+
+    # -- testing -----------------------------------------------------------------------
+
+    def _ssl_context(self, config: ExchangeConfig) -> ssl.SSLContext | ConnectionTestResult:
+        from hybridge.calendar.ews import ConnectionTestResult
+
+        if not config.verify_tls:
+            # TLS stays on; only the certificate check is off, because the admin confirmed
+            # it (and the page carries a permanent warning).
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        try:
+            return self._store.ssl_context(TrustUse.PLATFORM)
+        except TrustStoreError as exc:
+            return ConnectionTestResult(
+                "tls_untrusted",
+                f"No CA certificate is installed in the connector's trust store, so "
+                f"Exchange's certificate cannot be verified ({exc}). Add the CA that issued "
+                "the Exchange server's certificate on the Trust store page.",
+            )
+
+    def run_test(self, config: ExchangeConfig, password: Secret) -> ConnectionTestResult:
+        """Test ``config`` with ``password`` (EWS over TLS, impersonating the test mailbox)."""
+        from hybridge.calendar.ews import test_connection
+
+        context = self._ssl_context(config)
+        if not isinstance(context, ssl.SSLContext):
+            return context
+        return test_connection(
+            config.ews_settings(self._timeout), password.reveal_text(), ssl_context=context
+        )
+
+    def _stored_password(self, config_id: str) -> Secret | None:
+        ref = self._vault.find(PASSWORD_PURPOSE, config_id)
+        return None if ref is None else self._vault.get(ref)
+
+    def test(self, config_id: str, *, actor: str) -> ConnectionTestResult:
+        """Test the stored configuration with its stored password; records the outcome.
+
+        Raises:
+            ExchangeConfigNotFound, PasswordNotSet.
+        """
+        record = self.get(config_id)
+        password = self._stored_password(config_id)
+        if password is None:
+            raise PasswordNotSet(
+                f"Exchange configuration {record.config.display_name!r} has no impersonation "
+                "password yet; create a credential-entry link for the Exchange admin, or set it"
+            )
+        result = self.run_test(record.config, password)
+        self._record_test(config_id, result, actor)
+        return result
+
+    def _record_test(self, config_id: str, result: ConnectionTestResult, actor: str) -> None:
+        now = self._clock()
+        with self._db.transaction() as session:
+            session.execute(
+                sa.update(configs_table)
+                .where(configs_table.c.id == config_id)
+                .values(last_test_code=result.code, last_test_at=now)
+            )
+            audit(session, now, actor, "exchange.test", [], [], f"config={config_id} {result.code}")
+        log.info("exchange.test", config_id=config_id, code=result.code, actor=actor)
+
+    # -- saving ------------------------------------------------------------------------
+
+    def save(
+        self,
+        config: ExchangeConfig,
+        *,
+        actor: str,
+        config_id: str | None = None,
+        password: Secret | None = None,
+        save_anyway: bool = False,
+        confirm_insecure: bool = False,
+    ) -> SaveOutcome:
+        """Create (``config_id`` None) or replace a configuration, after testing it.
+
+        Returns ``SaveOutcome(saved=False, test=<failure>)`` and stores nothing when the test
+        fails and ``save_anyway`` is false.
+
+        Raises:
+            ExchangeConfigNotFound: ``config_id`` does not exist.
+            ExchangeConfigInvalid: a bad password, or the display name is taken.
+            InsecureNotConfirmed: verification turned off without ``confirm_insecure``.
+        """
+        previous = self.get(config_id) if config_id is not None else None
+        if password is not None:
+            check_password(password)
+        was_verifying = previous is None or previous.config.verify_tls
+        if not config.verify_tls and was_verifying and not confirm_insecure:
+            raise InsecureNotConfirmed(
+                "turning TLS certificate verification off lets anyone on the network path "
+                "impersonate Exchange and collect the impersonation password; confirm it "
+                "explicitly (confirm_insecure) if you accept that"
+            )
+        self._check_name_free(config.display_name, config_id)
+        candidate = password if password is not None else None
+        if candidate is None and config_id is not None:
+            candidate = self._stored_password(config_id)
+        result = None if candidate is None else self.run_test(config, candidate)
+        forced = result is not None and not result.ok
+        if forced and not save_anyway:
+            log.info("exchange.save_refused", config_id=config_id, code=result and result.code)
+            return SaveOutcome(False, previous, result)
+        new_id = config_id or uuid.uuid4().hex
+        now = self._clock()
+        with self._db.transaction() as session:
+            values = config_values(config) | {"updated_at": now, "updated_by": actor}
+            if result is not None:
+                values |= {"last_test_code": result.code, "last_test_at": now}
+            if previous is None:
+                session.execute(
+                    sa.insert(configs_table).values(
+                        id=new_id, created_at=now, created_by=actor, **values
+                    )
+                )
+            else:
+                session.execute(
+                    sa.update(configs_table).where(configs_table.c.id == new_id).values(**values)
+                )
+            detail = (
+                f"config={new_id} name={config.display_name!r} username={config.username} "
+                f"auth={config.auth} verify_tls={config.verify_tls} "
+                f"test={result.code if result else 'not run'}"
+                f"{' saved-anyway' if forced else ''}"
+            )
+            action = "exchange.config.create" if previous is None else "exchange.config.update"
+            audit(session, now, actor, action, [new_id], [], detail)
+        if password is not None:
+            self._vault.put(PASSWORD_PURPOSE, new_id, password, actor=actor)
+        log.info("exchange.saved", config_id=new_id, actor=actor, forced=forced)
+        return SaveOutcome(True, self.get(new_id), result, forced)
+
+    def _check_name_free(self, name: str, config_id: str | None) -> None:
+        with self._db.transaction() as session:
+            other = session.scalar(
+                sa.select(configs_table.c.id).where(configs_table.c.display_name == name)
+            )
+        if other is not None and other != config_id:
+            raise ExchangeConfigInvalid(f"display name {name!r} is already used by {other!r}")
+
+    def delete(self, config_id: str, *, actor: str) -> None:
+        """Remove the configuration, its links and its password. Raises ``...NotFound``."""
+        record = self.get(config_id)
+        now = self._clock()
+        with self._db.transaction() as session:
+            session.execute(sa.delete(links_table).where(links_table.c.config_id == config_id))
+            session.execute(sa.delete(configs_table).where(configs_table.c.id == config_id))
+            audit(
+                session,
+                now,
+                actor,
+                "exchange.config.delete",
+                [],
+                [config_id],
+                f"name={record.config.display_name!r}",
+            )
+        ref = self._vault.find(PASSWORD_PURPOSE, config_id)
+        if ref is not None:
+            self._vault.delete(ref, actor=actor)
+
+    # -- credential-entry links ---------------------------------------------------------
+
+    def create_link(self, config_id: str, *, actor: str) -> IssuedLink:
+        """A one-time link for the Exchange admin. Raises ``ExchangeConfigNotFound``."""
+        self.get(config_id)
+        link = self.links.create(config_id, actor=actor)
+        log.info("exchange.link.create", link_id=link.link_id, config_id=config_id, actor=actor)
+        return link
+
+    def enter_credentials(
+        self,
+        config_id: str,
+        token: str,
+        *,
+        username: str,
+        password: Secret,
+        csrf_nonce: str | None,
+        csrf_token: str | None,
+        used_from: str,
+    ) -> ExchangeRecord:
+        """The Exchange admin's submission: check the link and its CSRF token, burn the link,
+        store username and password. Returns the updated record.
+
+        Raises:
+            CredentialLinkError (LinkNotFound, LinkWrongConfiguration, LinkUsed, LinkExpired,
+            LinkCsrfRejected), ExchangeConfigInvalid (bad username or password).
+        """
+        link = self.links.open(config_id, token)
+        link.check_csrf(csrf_nonce, csrf_token)
+        record = self.get(config_id)
+        check_password(password)
+        config = dataclasses.replace(record.config, username=username)
+        # Burn the link first: if storing fails afterwards the link is spent and a new one is
+        # needed, but a link can never set two passwords.
+        self.links.consume(link, used_from=used_from, username=config.username)
+        actor = f"exchange-admin:{config.username} via link {link.link_id}"
+        now = self._clock()
+        with self._db.transaction() as session:
+            session.execute(
+                sa.update(configs_table)
+                .where(configs_table.c.id == config_id)
+                .values(username=config.username, updated_at=now, updated_by=actor)
+            )
+        self._vault.put(PASSWORD_PURPOSE, config_id, password, actor=actor)
+        log.info("exchange.link.used", link_id=link.link_id, config_id=config_id)
+        return self.get(config_id)
+
+
+__all__ = ["ExchangeService", "SaveOutcome", "check_password", "test_view"]
