@@ -6,7 +6,8 @@ that answers 200, and the 200 relayed back to the client. The edge additionally 
 client's name against its DNS zone (``core.tlsverify``), as in production; Kamailio checks
 ``$tls_peer_subject_cn`` in its route (its nearest equivalent, one string compare).
 
-- (a) new mutual-TLS connections per second, each carrying one OPTIONS and its 200;
+- (a) new mutual-TLS connections per second (6 dialers), each carrying one OPTIONS and
+  its 200;
 - (b) OPTIONS transactions per second over 4 persistent TLS connections, 8 in flight each.
 
 The server under test is pinned to core 0 (``taskset``), the load generator and the UAS to
@@ -45,7 +46,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CLOUD = "callservice.example.test"
 SERVER_CORE, LOAD_CORE = 0, 1
-KAMAILIO_MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -327,7 +327,6 @@ children=1
 tcp_children=1
 enable_tls=yes
 listen=tls:127.0.0.1:{port}
-mpath="{KAMAILIO_MODULES}/"
 loadmodule "tls.so"
 modparam("tls", "config", "{directory}/tls.cfg")
 request_route {{
@@ -361,7 +360,8 @@ request_route {{
 def measure(
     files: dict[str, Path], port: int, server_pids: list[int], mode: str, seconds: float
 ) -> dict[str, float]:
-    workers = 4 if mode == "persistent" else 2
+    # (a): enough concurrent dialers that latency does not cap the rate
+    workers = 4 if mode == "persistent" else 6
     out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     procs = [
         mp.Process(target=load_main, args=(files, mode, port, seconds, out)) for _ in range(workers)
@@ -398,7 +398,7 @@ def main() -> None:
     if os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         sys.exit("bench/edge.py needs 2 cores (server on one, load on the other)")
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    kamailio_ok = shutil.which("kamailio") and (KAMAILIO_MODULES / "tls.so").exists()
+    kamailio_ok = shutil.which("kamailio") is not None
     with tempfile.TemporaryDirectory(prefix="hybridge-bench-edge-") as tmp:
         base = Path(tmp)
         files = write_pki(base)

@@ -22,6 +22,7 @@ from hybridge.cli.common import DataDirOption, JsonOption, fail, print_json, res
 from hybridge.cli.trust import actor
 from hybridge.core.errors import HybridgeError
 from hybridge.core.tlsverify import CnRule
+from hybridge.edge.errors import EdgeSetupError
 from hybridge.edge.service import ZoneStore, open_zone_store
 from hybridge.edge.zones import (
     DEFAULT_CLOUD_PORT,
@@ -191,6 +192,10 @@ def serve(
         typer.Option("--header-timeout", help="Seconds for a whole message once it has begun."),
     ] = 5.0,
     idle_timeout: Annotated[float, typer.Option("--idle-timeout")] = 600.0,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", help="Inbound connections held at once."),
+    ] = 1024,
     metrics_port: Annotated[
         int | None,
         typer.Option("--metrics-port", help="Serve Prometheus metrics on host:PORT (0: any)."),
@@ -230,6 +235,7 @@ def serve(
             handshake_timeout=handshake_timeout,
             header_timeout=header_timeout,
             idle_timeout=idle_timeout,
+            max_connections=max_connections,
         )
         server = EdgeServer(settings, zones, anchors)
         _install_uvloop()
@@ -277,7 +283,13 @@ async def _run(
     assert isinstance(server, EdgeServer)
     await server.start()
     if metrics_port is not None:
-        http, _thread = start_http_server(metrics_port, host, registry=server.metrics.registry)
+        try:
+            http, _thread = start_http_server(metrics_port, host, registry=server.metrics.registry)
+        except OSError as exc:
+            await server.close()
+            raise EdgeSetupError(
+                f"cannot serve metrics on {host}:{metrics_port}: {exc.strerror}"
+            ) from exc
         logging.getLogger("hybridge.edge").info(
             "metrics on http://%s:%d/metrics", host, http.server_port
         )

@@ -30,6 +30,7 @@ NO_CERTIFICATE = "no_certificate"
 HANDSHAKE_FAILED = "handshake_failed"
 HANDSHAKE_TIMEOUT = "handshake_timeout"
 NO_ZONE = "no_zone"
+TOO_MANY_CONNECTIONS = "too_many_connections"
 
 # OpenSSL's X509_V_ERR_* codes (include/openssl/x509_vfy.h) mapped to our reason codes.
 _VERIFY_CODES: dict[int, RefusalReason] = {

@@ -14,7 +14,8 @@ Bounds on what a peer can make the edge hold or wait for:
   ``client_header_timeout`` and Kamailio's ``tcp_msg_read_timeout`` do the same);
 - ``idle_timeout`` on cloud connections without traffic (traversal connections stay up:
   the connector keeps them alive with CRLF pings, RFC 5626 §3.5.1, answered here);
-- the codec's message-size limits: a message over them closes its connection only.
+- the codec's message-size limits: a message over them closes its connection only;
+- ``max_connections``: inbound connections held at once, handshaking or admitted.
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ from hybridge.edge.connection import (
     peer_label,
 )
 from hybridge.edge.errors import EdgeSetupError
-from hybridge.edge.identity import Admitted, Refusal, handshake_refusal, judge
+from hybridge.edge.identity import (
+    TOO_MANY_CONNECTIONS,
+    Admitted,
+    Refusal,
+    handshake_refusal,
+    judge,
+)
 from hybridge.edge.metrics import EdgeMetrics
 from hybridge.edge.relay import Answer, Drop, Forward, Relay, SendTo, Side
 from hybridge.edge.settings import EdgeSettings
@@ -90,6 +97,7 @@ class EdgeServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._dial_lock = asyncio.Lock()
         self._counters: dict[tuple[Side, str], Any] = {}
+        self._inbound = 0
         self.relay: Relay | None = None
         self.ports: dict[Side, int] = {}
 
@@ -203,12 +211,32 @@ class EdgeServer:
         self.metrics.refused.labels(side.value, refusal.reason).inc()
 
     def _accepted(self, side: Side, transport: asyncio.Transport) -> None:
-        self._spawn(self._accept(side, transport))
+        if self._inbound >= self.settings.max_connections:
+            # A bound on what connecting peers can make the edge hold (handshake state,
+            # tasks): past it, refuse before any TLS work.
+            self._refuse(
+                side,
+                peer_label(transport),
+                Refusal(
+                    TOO_MANY_CONNECTIONS,
+                    f"{self._inbound} connections are open, the limit "
+                    f"(max_connections {self.settings.max_connections}); closed at once",
+                ),
+            )
+            transport.abort()
+            return
+        self._inbound += 1
+        task = self._spawn(self._accept(side, transport))
+        task.add_done_callback(self._inbound_done)
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+    def _inbound_done(self, _task: asyncio.Task[None]) -> None:
+        self._inbound -= 1
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _accept(self, side: Side, transport: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,9 @@ class EdgeSettings:
     idle_timeout: float = 600.0
     connect_timeout: float = 5.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    # Inbound TCP connections held at once, handshaking or admitted; past it a new one is
+    # closed at once (Kamailio's tcp_max_connections defaults to 2048 for a whole proxy).
+    max_connections: int = 1024
     chain_limits: ChainLimits = field(default_factory=ChainLimits)
 
     def __post_init__(self) -> None:
@@ -33,6 +36,10 @@ class EdgeSettings:
             value = getattr(self, name)
             if not value > 0:
                 raise EdgeSetupError(f"{name} must be a positive number of seconds, not {value!r}")
+        if not isinstance(self.max_connections, int) or self.max_connections < 1:
+            raise EdgeSetupError(
+                f"max_connections must be a positive integer, not {self.max_connections!r}"
+            )
         for name in ("cloud_port", "traversal_port"):
             value = getattr(self, name)
             if not 0 <= value < 65536:

@@ -122,6 +122,7 @@ class EdgeProcess:
     """A running ``hybridge edge serve``; its stderr lines are collected as they arrive."""
 
     proc: subprocess.Popen[str]
+    directory: Path
     lines: list[str] = field(default_factory=list)
     cloud_port: int = 0
     traversal_port: int = 0
@@ -170,7 +171,12 @@ class EdgeProcess:
 
 
 def start_edge(
-    directory: Path, pki: Pki, *, header_timeout: float = 2.0, idle_timeout: float = 600.0
+    directory: Path,
+    pki: Pki,
+    *,
+    header_timeout: float = 2.0,
+    idle_timeout: float = 600.0,
+    extra: tuple[str, ...] = (),
 ) -> EdgeProcess:
     """Start ``hybridge edge serve`` on free loopback ports and wait until it listens."""
     edge_id = pki.leaf("edge", dns=[EDGE], ips=["127.0.0.1"], cn=EDGE)
@@ -180,10 +186,10 @@ def start_edge(
         "--cert", str(edge_id.chain), "--key", str(edge_id.key),
         "--cloud-port", "0", "--traversal-port", "0", "--metrics-port", "0",
         "--handshake-timeout", "3", "--header-timeout", str(header_timeout),
-        "--idle-timeout", str(idle_timeout),
+        "--idle-timeout", str(idle_timeout), *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    edge = EdgeProcess(proc)
+    edge = EdgeProcess(proc, directory)
     edge._pumping = threading.Thread(target=edge._pump, daemon=True)  # type: ignore[attr-defined]
     edge._pumping.start()  # type: ignore[attr-defined]
     try:

@@ -295,3 +295,41 @@ def test_edge_dials_the_cloud_and_verifies_its_name(pki: Pki, tmp_path: Path) ->
         connector.close()
         edge.stop()
         listener.close()
+
+
+def test_connections_past_the_limit_are_refused_at_once(pki: Pki, tmp_path: Path) -> None:
+    prepare_edge_dir(tmp_path, pki, traversal=False)
+    edge = start_edge(tmp_path, pki, extra=("--max-connections", "2"))
+    holders = [socket.create_connection(("127.0.0.1", edge.cloud_port)) for _ in range(2)]
+    try:
+        edge.wait_line(r"metrics on")  # both TCP connections are now held in their handshake
+        time.sleep(0.3)
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _cloud(pki, edge).send(b"\r\n\r\n")
+        line = edge.wait_line(r"cloud listener: .*reason too_many_connections\]")
+        assert "the limit (max_connections 2); closed at once" in line.string
+        for holder in holders:
+            holder.close()
+        # the twin: once the held connections are gone, the same peer is admitted
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                cloud = _cloud(pki, edge)
+                cloud.send(
+                    request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKl1", call_id="l1", cseq=1)
+                )
+                _expect(cloud, Response, status_code=200)
+                cloud.close()
+                break
+            except (ssl.SSLError, ConnectionError):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        # this edge has no traversal zone: the connector's certificate opens nothing there
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _connector(pki, edge)
+        line = edge.wait_line(r"traversal listener: .*reason no_zone\]")
+        assert "no zone is configured for this listener" in line.string
+    finally:
+        for holder in holders:
+            holder.close()
+        edge.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import signal
 import ssl
 import subprocess
 import time
@@ -32,6 +33,8 @@ from edgekit import (
 
 from hybridge.core.sip import Pong, Response
 from hybridge.core.tlsverify import CnRule
+from hybridge.edge.service import open_zone_store
+from hybridge.edge.zones import Zone, ZoneKind
 
 REFUSED = "hybridge_edge_connections_refused_total"
 
@@ -152,7 +155,8 @@ def test_two_hundred_intermediates_are_refused_fast(pki: Pki, strict: EdgeProces
     started = time.monotonic()
     line = refused_with(strict, strict.cloud_port, pki, many, "chain_too_long")
     assert time.monotonic() - started < 3.0
-    assert "200 intermediate certificates" in line or "size limit" in line
+    # OpenSSL finds the path leaf -> root and ignores the junk; our bound refuses it
+    assert "the peer sent 200 intermediate certificates; at most 8 are accepted" in line
 
 
 def test_traversal_listener_admits_only_the_connector(pki: Pki, strict: EdgeProcess) -> None:
@@ -216,7 +220,7 @@ def test_slow_peer_is_timed_out(pki: Pki, strict: EdgeProcess) -> None:
     finally:
         peer.close()
     elapsed = time.monotonic() - started
-    assert closed and 2.0 <= elapsed < 5.0, elapsed
+    assert closed and 2.0 <= elapsed < 8.0, elapsed  # header timeout 2 s, loaded CI slack
     line = strict.wait_line(
         r"closed: message incomplete after 2s .*reason header_timeout\]", start=start
     )
@@ -279,3 +283,33 @@ def test_idle_cloud_connection_is_closed_but_the_traversal_one_stays_up(
     finally:
         cloud.close()
         connector.close()
+
+
+def test_sighup_reloads_zones_and_closes_connections_they_no_longer_admit(
+    pki: Pki, lenient: EdgeProcess
+) -> None:
+    old_name = pki.leaf("before-reload", dns=[CLOUD])
+    peer = SipPeer.connect(lenient.cloud_port, client_ssl(pki, old_name))
+    try:
+        peer.send(_options("before"))
+        assert isinstance(peer.recv(), Response)
+        start = len(lenient.lines)
+        with open_zone_store(lenient.directory) as zones:
+            zones.remove("cloud", actor="test")
+            zones.add(Zone("cloud", ZoneKind.DNS, "callservice2.example.test"), actor="test")
+        lenient.proc.send_signal(signal.SIGHUP)
+        line = lenient.wait_line(
+            r"closed: after reload: peer certificate identity unacceptable", start=start
+        )
+        assert "zone expects callservice2.example.test" in line.string
+        lenient.wait_line(
+            r"configuration reloaded: 2 zones, 1 anchors; 1 open connections closed", start=start
+        )
+        assert peer.closed_by_edge(timeout=5)
+    finally:
+        peer.close()
+    # new connections follow the new zone at once: the old name is refused, the new admitted
+    refused_with(lenient, lenient.cloud_port, pki, old_name, "name_mismatch")
+    assert admitted(
+        lenient, lenient.cloud_port, pki, pki.leaf("after", dns=["callservice2.example.test"])
+    )

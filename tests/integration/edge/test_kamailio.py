@@ -6,6 +6,10 @@
   another name is refused by the edge with its one log line, and nothing is relayed.
 - Kamailio as the cloud's TLS server: the edge dials it (Kamailio verifies the edge's
   client certificate), verifies Kamailio's name, and relays a call from the premises.
+- Kamailio as the premises SIP server holding the traversal connection (a TLS client
+  with the connector's certificate, as the connector's traversal client would be): a call
+  from the cloud is answered by Kamailio. Twin: with the cloud's certificate it is refused
+  on the traversal listener.
 """
 
 from __future__ import annotations
@@ -169,3 +173,84 @@ def test_edge_dials_kamailio_as_the_cloud_server(
         kamailio.stop()
     line = edge.wait_line(r"cloud side: dialled 127\.0\.0\.1:\d+ for zone cloud")
     assert line
+
+
+def _premises_route(edge: EdgeProcess) -> str:
+    # UDP from the test opens the traversal connection (Kamailio is the TLS client, with the
+    # connector's certificate, as the connector would be); requests arriving over it are
+    # calls from the cloud, answered by Kamailio as the premises SIP server.
+    return f"""    if (proto==UDP) {{
+        forward_tls("127.0.0.1", {edge.traversal_port});
+        exit;
+    }}
+    if (proto==TLS) {{
+        sl_send_reply("200", "OK");
+        exit;
+    }}
+    drop;"""
+
+
+def _open_traversal(kamailio_udp: int) -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    try:
+        wire = request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKtrav", call_id="trav",
+                       cseq=1, via_host="127.0.0.1")  # fmt: skip
+        port = udp.getsockname()[1]
+        udp.sendto(
+            wire.replace(b"SIP/2.0/TLS 127.0.0.1:5061", b"SIP/2.0/UDP 127.0.0.1:%d" % port),
+            ("127.0.0.1", kamailio_udp),
+        )
+        answer = parse_datagram(udp.recvfrom(65535)[0])
+        # the OPTIONS was for the edge: answered by the edge itself, through Kamailio
+        assert isinstance(answer, Response) and answer.status_code == 200
+        assert answer.to_address.tag == "hb-edge"
+    finally:
+        udp.close()
+
+
+def test_kamailio_as_premises_server_answers_a_call_from_the_cloud(
+    pki: Pki, edge: EdgeProcess, tmp_path: Path
+) -> None:
+    identity = pki.leaf("kamailio-premises", dns=[CONNECTOR])
+    kamailio = start_kamailio(
+        tmp_path / "kam", identity, pki.root_file(), route=_premises_route(edge),
+        extra_modules=("sl",),
+    )  # fmt: skip
+    cloud = SipPeer.connect(edge.cloud_port, client_ssl(pki, pki.leaf("cloud-k", dns=[CLOUD])))
+    try:
+        start = len(edge.lines)
+        _open_traversal(kamailio.udp_port)
+        edge.wait_line(r"traversal listener: admitted .* as zone connector", start=start)
+        cloud.send(
+            request("INVITE", "sip:bob@premises.example.test", branch="z9hG4bKkp1",
+                    call_id="kp1", cseq=1)
+        )  # fmt: skip
+        ok = cloud.recv(timeout=10)
+        assert isinstance(ok, Response) and ok.status_code == 200 and ok.cseq.method == "INVITE"
+        assert [v.branch for v in ok.via] == ["z9hG4bKkp1"]
+        assert "kamailio" in (ok.get("Server") or "")  # answered by Kamailio itself
+    finally:
+        cloud.close()
+        kamailio.stop()
+
+
+def test_kamailio_premises_with_the_cloud_certificate_is_refused_on_traversal(
+    pki: Pki, edge: EdgeProcess, tmp_path: Path
+) -> None:
+    identity = pki.leaf("kamailio-premises-wrong", dns=[CLOUD])
+    kamailio = start_kamailio(
+        tmp_path / "kam", identity, pki.root_file(), route=_premises_route(edge),
+        extra_modules=("sl",),
+    )  # fmt: skip
+    start = len(edge.lines)
+    try:
+        with pytest.raises(TimeoutError):
+            _open_traversal(kamailio.udp_port)
+        line = edge.wait_line(
+            r"traversal listener: peer certificate identity unacceptable", start=start
+        )
+        assert f"presented SAN DNS:{CLOUD}; zone expects {CONNECTOR}" in line.string
+    finally:
+        kamailio.stop()

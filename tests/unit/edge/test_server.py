@@ -50,6 +50,7 @@ def identity(tmp_path: Path) -> tuple[EdgeSettings, list[object]]:
         ("header_timeout", 0, "header_timeout must be a positive number"),
         ("handshake_timeout", -1.0, "handshake_timeout must be a positive number"),
         ("cloud_port", 70000, "cloud_port 70000 is not a TCP port"),
+        ("max_connections", 0, "max_connections must be a positive integer, not 0"),
     ],
 )
 def test_settings_are_validated(field: str, value: float, fragment: str) -> None:
