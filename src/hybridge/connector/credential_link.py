@@ -224,7 +224,8 @@ class CredentialLinks:
                     sa.select(links_table).where(links_table.c.id == link.link_id)
                 ).first()
                 self._check(row, link.config_id, now)
-                raise LinkUsed("this credential-entry link was already used")  # pragma: no cover
+                # _check raised for every reason the UPDATE can miss; kept as a safety net.
+                raise LinkUsed("this credential-entry link was already used")
             audit(
                 session,
                 now,

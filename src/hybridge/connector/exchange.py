@@ -11,7 +11,8 @@
   Verification uses the trust store's *platform* anchors (manual + cloud), never the
   bootstrap set (DESIGN.md §3: bootstrap anchors only verify the registration endpoints).
 - The password is a vault secret; this service hands it to ``test_connection`` and nowhere
-  else. Audit records name configurations, codes and actors only.
+  else, and only for the endpoint it was entered for (a changed endpoint without a new
+  password deletes it). Audit records name configurations, codes and actors only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import ssl
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +65,15 @@ class SaveOutcome:
     record: ExchangeRecord | None
     test: ConnectionTestResult | None
     forced: bool = False
+    #: The endpoint changed without a new password: the stored one was deleted.
+    password_dropped: bool = False
 
     def view(self) -> dict[str, Any]:
         """The API's answer."""
         return {
             "saved": self.saved,
             "saved_despite_failed_test": self.forced,
+            "password_dropped": self.password_dropped,
             "config": None if self.record is None else self.record.public_view(),
             "test": None if self.test is None else test_view(self.test),
         }
@@ -114,7 +119,11 @@ class ExchangeService:
         clock: Clock,
         *,
         test_timeout: float = 20.0,
+        autodiscover_urls: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
+        """``autodiscover_urls`` maps an e-mail address to the Autodiscover endpoints to try
+        (default: MS-OXDSCLI's, from its domain); tests point it at the emulator."""
+        self._autodiscover_urls = autodiscover_urls
         self._db = database
         self._vault = vault
         self._store = store
@@ -180,8 +189,14 @@ class ExchangeService:
         context = self._ssl_context(config)
         if not isinstance(context, ssl.SSLContext):
             return context
+        candidates = None
+        if config.autodiscover_email is not None and self._autodiscover_urls is not None:
+            candidates = self._autodiscover_urls(config.autodiscover_email)
         return test_connection(
-            config.ews_settings(self._timeout), password.reveal_text(), ssl_context=context
+            config.ews_settings(self._timeout),
+            password.reveal_text(),
+            ssl_context=context,
+            autodiscover_urls=candidates,
         )
 
     def _stored_password(self, config_id: str) -> Secret | None:
@@ -231,7 +246,9 @@ class ExchangeService:
         """Create (``config_id`` None) or replace a configuration, after testing it.
 
         Returns ``SaveOutcome(saved=False, test=<failure>)`` and stores nothing when the test
-        fails and ``save_anyway`` is false.
+        fails and ``save_anyway`` is false. A changed endpoint (EWS URL, Autodiscover address
+        or redirect hosts, certificate verification) without a new password is saved
+        untested and its stored password is deleted: it is never sent to the new endpoint.
 
         Raises:
             ExchangeConfigNotFound: ``config_id`` does not exist.
@@ -249,8 +266,15 @@ class ExchangeService:
                 "explicitly (confirm_insecure) if you accept that"
             )
         self._check_name_free(config.display_name, config_id)
-        candidate = password if password is not None else None
-        if candidate is None and config_id is not None:
+        # The stored password is only ever sent where it was entered for. Were it reused
+        # after the endpoint changed, a connector admin could point the test at a server of
+        # theirs and collect it (Basic sends it as is; NTLM's answer can be cracked offline).
+        # So a changed endpoint without a new password drops the stored one (the Exchange
+        # admin enters it again through a link) and nothing is sent anywhere.
+        moved = previous is not None and _endpoint(previous.config) != _endpoint(config)
+        drop_stored = moved and password is None and previous is not None and previous.password
+        candidate = password
+        if candidate is None and config_id is not None and not moved:
             candidate = self._stored_password(config_id)
         result = None if candidate is None else self.run_test(config, candidate)
         forced = result is not None and not result.ok
@@ -278,13 +302,18 @@ class ExchangeService:
                 f"auth={config.auth} verify_tls={config.verify_tls} "
                 f"test={result.code if result else 'not run'}"
                 f"{' saved-anyway' if forced else ''}"
+                f"{' password-dropped:endpoint-changed' if drop_stored else ''}"
             )
             action = "exchange.config.create" if previous is None else "exchange.config.update"
             audit(session, now, actor, action, [new_id], [], detail)
         if password is not None:
             self._vault.put(PASSWORD_PURPOSE, new_id, password, actor=actor)
+        elif drop_stored:
+            ref = self._vault.find(PASSWORD_PURPOSE, new_id)
+            if ref is not None:
+                self._vault.delete(ref, actor=actor)
         log.info("exchange.saved", config_id=new_id, actor=actor, forced=forced)
-        return SaveOutcome(True, self.get(new_id), result, forced)
+        return SaveOutcome(True, self.get(new_id), result, forced, bool(drop_stored))
 
     def _check_name_free(self, name: str, config_id: str | None) -> None:
         with self._db.transaction() as session:
@@ -360,6 +389,11 @@ class ExchangeService:
         self._vault.put(PASSWORD_PURPOSE, config_id, password, actor=actor)
         log.info("exchange.link.used", link_id=link.link_id, config_id=config_id)
         return self.get(config_id)
+
+
+def _endpoint(config: ExchangeConfig) -> tuple[object, ...]:
+    """What decides where the password goes (and whether that server is authenticated)."""
+    return (config.ews_url, config.autodiscover_email, config.redirect_hosts, config.verify_tls)
 
 
 __all__ = ["ExchangeService", "SaveOutcome", "check_password", "test_view"]

@@ -216,3 +216,12 @@ def test_admin_page_creates_and_shows_the_link_once(exchange: Exchange, ews: Ews
     url = re.search(r'id="link-url">([^<]+)<', response.text)
     assert url and url.group(1).startswith(f"{BASE}/credential-entry/{config_id}/")
     assert url.group(1) not in exchange.page(f"/exchange/{config_id}").text
+
+
+def test_entry_page_warns_when_verification_is_off(exchange: Exchange, ews: Ews) -> None:
+    verified = _config(exchange, ews)
+    assert 'id="tls-off-warning"' not in _browser(exchange).get(_link(exchange, verified)).text
+    body = {"config": config_body(ews.url, display_name="Off", verify_tls=False)}
+    off = exchange.api("POST", "/api/exchange/configs", {**body, "confirm_insecure": True})
+    page = _browser(exchange).get(_link(exchange, off.json()["config"]["id"]))
+    assert 'id="tls-off-warning"' in page.text and "does not verify" in page.text

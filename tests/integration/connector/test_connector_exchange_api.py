@@ -3,6 +3,7 @@ emulator over TLS: a save is tested first, and each failure is named and stores 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from collections.abc import Iterator
@@ -240,3 +241,64 @@ def test_page_refuses_a_failing_save_until_save_anyway_is_ticked(
     assert saved.status_code == 200 and "Saved despite the failed test" in saved.text
     status = re.search(r'id="password-status">([^<]*)<', saved.text)
     assert status and status.group(1).startswith("set on ") and "by web:admin" in status.group(1)
+
+
+def test_a_moved_endpoint_never_receives_the_stored_password(exchange: Exchange, ews: Ews) -> None:
+    # A connector admin who repoints the configuration at a server of theirs must not get the
+    # stored password sent there by "save" or "test".
+    created = _create(exchange, config_body(ews.url), password=PASSWORD).json()
+    config_id = created["config"]["id"]
+    with socket.socket() as trap:
+        trap.bind(("127.0.0.1", 0))
+        trap.listen(4)
+        trap.settimeout(0.3)
+        moved = config_body(f"https://127.0.0.1:{trap.getsockname()[1]}/EWS/Exchange.asmx")
+        response = exchange.api("PUT", f"/api/exchange/configs/{config_id}", {"config": moved})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["saved"] and body["test"] is None and body["password_dropped"] is True
+        assert body["config"]["password"] == {"set": False}
+        test = exchange.api("POST", f"/api/exchange/configs/{config_id}/test")
+        assert test.status_code == 409
+        with pytest.raises(TimeoutError):
+            trap.accept()  # nobody connected: the password went nowhere
+    # Same endpoint, other fields: the stored password is kept and used for the test.
+    kept = _create(exchange, config_body(ews.url, display_name="Kept"), password=PASSWORD).json()
+    renamed = {"config": config_body(ews.url, display_name="Kept 2")}
+    again = exchange.api("PUT", f"/api/exchange/configs/{kept['config']['id']}", renamed).json()
+    assert again["password_dropped"] is False and again["test"]["code"] == "ok"
+
+
+def test_autodiscover_by_email_address(exchange: Exchange, ews: Ews) -> None:
+    from hybridge.connector.exchange import ExchangeService
+    from hybridge.connector.exchange_config import ExchangeConfig
+    from hybridge.vault import Secret
+
+    # The emulator stands for https://contoso.test/autodiscover/... (no DNS for it here).
+    base = ews.url.rsplit("/EWS/", 1)[0]
+    service = ExchangeService(
+        exchange.services.database,
+        exchange.service._vault,
+        exchange.services.store,
+        exchange.clock,
+        autodiscover_urls=lambda email: [f"{base}/autodiscover/autodiscover.svc"],
+    )
+    config = ExchangeConfig(
+        display_name="Contoso autodiscover",
+        username="svc@contoso.test",
+        test_mailbox="room1@contoso.test",
+        autodiscover_email="room1@contoso.test",
+        redirect_hosts=("autodiscover.contoso.test",),
+    )
+    outcome = service.save(config, actor="test", password=Secret.from_text(PASSWORD))
+    assert outcome.saved and outcome.test is not None, outcome
+    assert outcome.test.code == "ok" and outcome.test.ews_url == ews.url
+    view = outcome.record.public_view() if outcome.record else {}
+    assert view["autodiscover_email"] == "room1@contoso.test" and view["ews_url"] is None
+    assert view["redirect_hosts"] == ["autodiscover.contoso.test"]
+    unknown = dataclasses.replace(
+        config, display_name="Nobody", autodiscover_email="x@contoso.test"
+    )
+    refused = service.save(unknown, actor="test", password=Secret.from_text(PASSWORD))
+    assert not refused.saved and refused.test is not None
+    assert refused.test.code == "mailbox_not_found", refused.test

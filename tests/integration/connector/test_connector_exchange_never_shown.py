@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from exchange_stack import PASSWORD, SVC, Ews, Exchange, ews, start
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from hybridge.cli.main import app as main_app
 
 __all__ = ["ews"]
 
@@ -50,25 +51,11 @@ def leaks(blob: bytes, passwords: tuple[str, ...] = (PASSWORD, SECOND)) -> list[
     ]
 
 
-def _cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hybridge",
-            "connector",
-            "calendar",
-            *args,
-            "--data-dir",
-            str(data_dir),
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
+def _cli(data_dir: Path, *args: str) -> Any:
+    """The CLI in-process (its output captured); ``hybridge connector serve`` runs as a real
+    process in ``test_connector_exchange_serve``."""
+    return CliRunner().invoke(
+        main_app, ["connector", "calendar", *args, "--data-dir", str(data_dir)]
     )
 
 
@@ -142,17 +129,19 @@ def test_full_run_never_shows_the_password(
         # 6. Export, list, show: API, pages and the CLI.
         for path_ in ("/api/exchange/export", "/api/exchange/configs"):
             assert app.api("GET", path_).status_code == 200
-        for path_ in ("/exchange", f"/exchange/{config_id}"):
+        for path_ in ("/exchange", f"/exchange/{config_id}", "/metrics"):
             assert app.page(path_).status_code == 200
         cli_out = []
-        # The CLI as a real process (4-8 s each, mostly imports: one that decrypts, tests and
-        # logs is enough here; the CLI's own tests run in-process).
-        for args in (("test", config_id),):
+        for args in (
+            ("config", "list", "--json"),
+            ("config", "show", config_id),
+            ("test", config_id),
+        ):
             result = _cli(app.data_dir, *args)
-            # Basic with the replaced (wrong for the emulator) password: a named failure, exit 1.
-            assert result.returncode == 1, result.stderr
-            assert "connection test: unauthorized" in result.stdout
             cli_out += [result.stdout, result.stderr]
+        # Basic with the replaced (wrong for the emulator) password: a named failure, exit 1.
+        assert result.exit_code == 1, result.output
+        assert "connection test: unauthorized" in result.stdout
         # The CLI's Basic test would have failed (the emulator's svc password is PASSWORD).
         with app.services.database.transaction() as db:
             audit = db.execute(sa.text("SELECT * FROM audit_log ORDER BY id")).all()

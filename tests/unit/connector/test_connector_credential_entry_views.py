@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from hybridge.connector.exchange_views import _RedactLinkTokens
+from hybridge.connector.credential_entry_views import _RedactLinkTokens
 
 TOKEN = "q3V9xH2cF8mN1pR7tY5wZ0aB4dE6gJ8kL2nP4sU6vX8"
 
