@@ -196,7 +196,14 @@ def main() -> None:
     runner = threading.Thread(target=engine.run_forever, args=(stop,), kwargs={"max_wait": 0.5})
     notifier.watch(users, engine.notify)
     runner.start()
-    time.sleep(1.0 + args.mailboxes / 200)  # subscriptions in place
+    # Wait until every group has subscribed and connected, and the catch-up syncs that a
+    # (re)connection triggers are done: changes are measured from a quiet connector.
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline and (
+        notifier.connections_opened < len(notifier.groups) or not engine.quiet
+    ):
+        time.sleep(0.05)
+    time.sleep(0.5)
     rng = random.Random(8)
     made: dict[str, tuple[str, float]] = {}
     for i in range(args.changes):

@@ -63,7 +63,15 @@ async def _load(spec: dict[str, Any]) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-    from hybridge.core.control import MAX_CLOUD_FRAME, Ack, Backoff, Push, decode_cloud_message
+    from hybridge.core.control import (
+        MAX_CLOUD_FRAME,
+        Ack,
+        Backoff,
+        Heartbeat,
+        Push,
+        Welcome,
+        decode_cloud_message,
+    )
     from hybridge.core.control import encode_message as encode
     from hybridge.core.manifest import ManifestError, verify_manifest
 
@@ -82,45 +90,62 @@ async def _load(spec: dict[str, Any]) -> None:
     killed_at: list[float] = []
     all_back = asyncio.Event()
 
-    async def session(item: dict[str, str], context: ssl.SSLContext) -> None:
+    async def session(
+        item: dict[str, str], context: ssl.SSLContext, gate: asyncio.Semaphore
+    ) -> None:
         nonlocal connected
-        websocket = await connect(
-            spec["url"], ssl=context, compression=None, max_size=MAX_CLOUD_FRAME,
-            open_timeout=60, ping_interval=None,
-        )  # fmt: skip
+        # At start the handshakes are gated (the cloud's accept backlog); after the kill
+        # they are not: the back-off alone must spread the fleet.
+        async with gate if not killed_at else contextlib.nullcontext():
+            websocket = await connect(
+                spec["url"], ssl=context, compression=None, max_size=MAX_CLOUD_FRAME,
+                open_timeout=60, ping_interval=None,
+            )  # fmt: skip
         async with websocket:
             hello = {"type": "hello", "version": "bench", "installed_seq": installed[item["id"]]}
             await websocket.send(json.dumps(hello))
-            await websocket.recv()  # welcome
-            connected += 1
-            if connected == len(spec["connectors"]) // 2:
-                half.set()
-            if connected == len(spec["connectors"]):
-                ready.set()
-            if killed_at and item["id"] not in reconnects:
-                reconnects[item["id"]] = (time.time() - killed_at[0], tries.get(item["id"], 0))
-                if len(reconnects) == len(spec["connectors"]):
-                    all_back.set()
-            async for text in websocket:
-                message = decode_cloud_message(text)
-                if not isinstance(message, Push):
-                    continue
-                try:
-                    manifest = verify_manifest(
-                        message.manifest,
-                        list_key,
-                        now=dt.datetime.now(dt.UTC),
-                        installed_sequence=installed[item["id"]],
-                        audience=item["id"],
-                    )
-                except ManifestError as exc:
-                    refused.append(exc.reason)
-                    continue
-                installed[item["id"]] = manifest.sequence
-                await websocket.send(encode(Ack(seq=manifest.sequence)))
-                acks[item["id"]] = time.time()
-                if len(acks) + len(refused) == len(spec["connectors"]):
-                    stop.set()
+            welcome = decode_cloud_message(await websocket.recv())
+            interval = welcome.heartbeat_interval if isinstance(welcome, Welcome) else 30
+
+            async def beat() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    while True:
+                        await asyncio.sleep(interval)
+                        await websocket.send(encode(Heartbeat("bench", installed[item["id"]])))
+
+            beats = asyncio.create_task(beat())
+            try:
+                connected += 1
+                if connected == len(spec["connectors"]) // 2:
+                    half.set()
+                if connected == len(spec["connectors"]):
+                    ready.set()
+                if killed_at and item["id"] not in reconnects:
+                    reconnects[item["id"]] = (time.time() - killed_at[0], tries.get(item["id"], 0))
+                    if len(reconnects) == len(spec["connectors"]):
+                        all_back.set()
+                async for text in websocket:
+                    message = decode_cloud_message(text)
+                    if not isinstance(message, Push):
+                        continue
+                    try:
+                        manifest = verify_manifest(
+                            message.manifest,
+                            list_key,
+                            now=dt.datetime.now(dt.UTC),
+                            installed_sequence=installed[item["id"]],
+                            audience=item["id"],
+                        )
+                    except ManifestError as exc:
+                        refused.append(exc.reason)
+                        continue
+                    installed[item["id"]] = manifest.sequence
+                    await websocket.send(encode(Ack(seq=manifest.sequence)))
+                    acks[item["id"]] = time.time()
+                    if len(acks) + len(refused) == len(spec["connectors"]):
+                        stop.set()
+            finally:
+                beats.cancel()
 
     async def one(item: dict[str, str], gate: asyncio.Semaphore) -> None:
         # What the real connector does (connector.control): reconnect for ever, with
@@ -133,10 +158,7 @@ async def _load(spec: dict[str, Any]) -> None:
             try:
                 if killed_at:
                     tries[item["id"]] = tries.get(item["id"], 0) + 1
-                    await session(item, context)
-                else:
-                    async with gate:
-                        await session(item, context)
+                await session(item, context, gate)
                 attempt = 0  # the session was up: the next outage starts from the base
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake):
                 attempt += 1

@@ -170,6 +170,13 @@ class SyncEngine:
     def paused(self) -> bool:
         return bool(self._paused_reason)
 
+    @property
+    def quiet(self) -> bool:
+        """True when no mailbox is being synced or due now (benchmarks wait for this)."""
+        with self._lock:
+            busy = bool(self._inflight)
+        return not busy and not self.due()
+
     # -- users --------------------------------------------------------------------------------
 
     def set_mailboxes(self, mailboxes: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -24,13 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import ssl
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,11 +34,10 @@ from urllib.parse import urlsplit
 
 import anyio
 import structlog
-from cryptography import x509
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from hybridge import __version__
@@ -53,13 +48,17 @@ from hybridge.connector.control_apply import (
     check_command,
     deregister_locally,
 )
+from hybridge.connector.control_link import (
+    ChannelError,
+    ChannelSettings,
+    ChannelStatus,
+    checked_connection,
+    tls_context,
+)
 from hybridge.connector.credentials import CredentialStore, Registration
-from hybridge.connector.errors import ConnectorError
 from hybridge.core.control import (
     MAX_CLOUD_FRAME,
     Ack,
-    Backoff,
-    Command,
     CommandFrame,
     ControlError,
     Heartbeat,
@@ -72,118 +71,18 @@ from hybridge.core.control import (
     decode_cloud_message,
     encode_message,
 )
-from hybridge.core.tlsverify import NamePolicy, PeerRole, Refused, Use
+from hybridge.core.control_commands import (
+    Command,
+)
+from hybridge.core.tlsverify import Refused
 from hybridge.storage.db import Database
-from hybridge.tls import check_peer, client_context
 from hybridge.tls.errors import TlsError
 from hybridge.truststore import TrustStore, TrustStoreError, TrustUse
 from hybridge.web.sessions import WebSession
 
+__all__ = ["ChannelError", "ChannelSettings", "ChannelStatus", "ControlClient", "install_control"]
+
 log = structlog.get_logger(__name__)
-
-
-class ChannelError(ConnectorError):
-    """The control channel could not be opened or was closed by the cloud."""
-
-
-@dataclass(frozen=True)
-class ChannelSettings:
-    """Knobs of the channel; ``from_env`` reads ``HYBRIDGE_CONTROL_*`` for ``connector serve``.
-
-    ``HYBRIDGE_CONTROL_BACKOFF_BASE``  first reconnect ceiling (s, default 1)
-    ``HYBRIDGE_CONTROL_BACKOFF_CAP``   largest reconnect ceiling (s, default 60)
-    ``HYBRIDGE_CONTROL_ALARM_AFTER``   unreachable time before the alarm (s, default 300)
-    """
-
-    backoff: Backoff = field(default_factory=Backoff)
-    alarm_after: float = 300.0
-    open_timeout: float = 10.0
-    registration_poll: float = 2.0
-    #: Until the cloud's welcome says otherwise.
-    heartbeat_interval: float = 30.0
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ChannelSettings:
-        """Raises ValueError when a value is not a positive number (or base > cap)."""
-        env = dict(os.environ if environ is None else environ)
-        return cls(
-            backoff=Backoff(
-                float(env.get("HYBRIDGE_CONTROL_BACKOFF_BASE", "1")),
-                float(env.get("HYBRIDGE_CONTROL_BACKOFF_CAP", "60")),
-            ),
-            alarm_after=float(env.get("HYBRIDGE_CONTROL_ALARM_AFTER", "300")),
-        )
-
-
-@dataclass
-class ChannelStatus:
-    """What the dashboard and ``/api/control`` show (no secret in it)."""
-
-    state: str = "starting"
-    since: float = field(default_factory=time.time)
-    last_error: str | None = None
-    unreachable_since: float | None = None
-    alarms: list[str] = field(default_factory=list)
-    last_push: dict[str, Any] | None = None
-    connections: int = 0
-    heartbeat_interval: float = 30.0
-
-    def set(self, state: str) -> None:
-        if state != self.state:
-            self.state, self.since = state, time.time()
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "since": self.since,
-            "last_error": self.last_error,
-            "unreachable_since": self.unreachable_since,
-            "alarms": list(self.alarms),
-            "last_push": self.last_push,
-            "connections": self.connections,
-            "heartbeat_interval": self.heartbeat_interval,
-        }
-
-
-def _checked_connection(
-    host: str, anchors: tuple[x509.Certificate, ...], refusals: list[Refused]
-) -> type[ClientConnection]:
-    names = NamePolicy(host)
-
-    class _CheckedConnection(ClientConnection):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            assert isinstance(transport, asyncio.Transport)
-            conn = transport.get_extra_info("ssl_object")
-            verdict = (
-                check_peer(
-                    conn, names=names, anchors=anchors, role=PeerRole.SERVER, use=Use.PLATFORM
-                )
-                if conn is not None
-                else None
-            )
-            # hybridge.tls: no application data before an Accepted verdict.
-            if verdict is None or isinstance(verdict, Refused):
-                if isinstance(verdict, Refused):
-                    refusals.append(verdict)
-                transport.abort()
-
-    return _CheckedConnection
-
-
-def _tls_context(
-    anchors: tuple[x509.Certificate, ...], certificate_pem: bytes, key_pem: bytes
-) -> ssl.SSLContext:
-    # ssl loads identities from files only: a private directory (0700), 0600 files, removed
-    # as soon as the context holds them.
-    with tempfile.TemporaryDirectory(prefix="hybridge-control-") as directory:
-        cert_path = Path(directory) / "cert.pem"
-        key_path = Path(directory) / "key.pem"
-        for path, data in ((cert_path, certificate_pem), (key_path, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        return client_context(anchors, cert_file=cert_path, key_file=key_path)
 
 
 class ControlClient:
@@ -274,7 +173,7 @@ class ControlClient:
         # DESIGN.md §3 invariant 1: the platform set, never the bootstrap anchors.
         anchors = self.store.anchors_for(TrustUse.PLATFORM)
         secret = await anyio.to_thread.run_sync(self.credentials.key_for, registration)
-        context = _tls_context(
+        context = tls_context(
             anchors, registration.client_certificate_pem.encode(), secret.reveal()
         )
         refusals: list[Refused] = []
@@ -282,7 +181,7 @@ class ControlClient:
             registration.control_url,
             ssl=context,
             server_hostname=parts.hostname,
-            create_connection=_checked_connection(parts.hostname, anchors, refusals),
+            create_connection=checked_connection(parts.hostname, anchors, refusals),
             open_timeout=self.settings.open_timeout,
             max_size=MAX_CLOUD_FRAME,
             compression=None,
@@ -303,8 +202,10 @@ class ControlClient:
             raise ChannelError(f"the cloud closed the channel ({code}): {reason}") from exc
         except (InvalidHandshake, InvalidURI, TimeoutError, OSError) as exc:
             if refusals:
+                refused = refusals[0]
                 raise ChannelError(
-                    f"the cloud's certificate was refused: {refusals[0].reason.value}: {refusals[0].explanation}"
+                    "the cloud's certificate was refused: "
+                    f"{refused.reason.value}: {refused.explanation}"
                 ) from exc
             raise ChannelError(f"cannot open the control channel: {exc}") from exc
 

@@ -30,9 +30,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from hybridge.connector.credentials import CredentialStore, Registration, clear_cloud_anchors
 from hybridge.core.control import (
     Ack,
+    Refusal,
+)
+from hybridge.core.control_commands import (
     Command,
     CommandError,
-    Refusal,
     verify_command,
 )
 from hybridge.core.manifest import ManifestError, read_unverified, verify_manifest

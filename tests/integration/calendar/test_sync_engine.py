@@ -415,3 +415,41 @@ def test_html_body_gets_one_block_before_body_close(ews_harness: Any) -> None:
     assert meeting.body_type == "HTML" and meeting.has_join_details
     assert harness.backend.write_join_details(alice, mid, None) == "written"
     assert harness.emulator.store.item(mid).props["Body"].text == html
+
+
+def test_restart_during_a_resync_starts_the_resync_over(
+    ews_harness: Any, state_store: SyncStateStore, tmp_path: Path
+) -> None:
+    harness = ews_harness
+    alice = harness.mailbox("alice")
+    ids = [harness.add(alice, f"M{i}", start=START + dt.timedelta(days=i)) for i in range(6)]
+    cloud = LocalCalendarService(tmp_path / "cloud.sqlite")
+    engine = make_engine(harness, state_store, cloud, page_size=2)
+    engine.set_mailboxes([alice])
+    engine.run_due()
+    engine.close()
+    cloud.close()
+    harness.emulator.store.invalidate_sync_states(alice)
+    harness.remove(alice, ids[5])  # deleted while the state is unusable
+    crashing = CrashingCloud(tmp_path / "cloud.sqlite")
+    crashing.crash_after = 3  # dies after the first resync page and a half
+    engine = make_engine(harness, state_store, crashing, page_size=2)
+    engine.set_mailboxes([alice])
+    with pytest.raises(SystemExit, match="simulated crash"):
+        engine.sync_mailbox(alice)
+    engine.close()
+    crashing.close()
+    row = state_store.load(alice)
+    assert row.resyncing and row.sync_state is not None  # a page of the resync was saved
+    cloud = LocalCalendarService(tmp_path / "cloud.sqlite")
+    engine = make_engine(harness, state_store, cloud, page_size=2)
+    try:
+        engine.set_mailboxes([alice])
+        [outcome] = engine.run_due()
+        assert outcome.resynced and outcome.state is MailboxState.IDLE
+        # Starting over from scratch is what makes retain_only see every meeting.
+        assert set(cloud.meetings(alice)) == set(ids[:5])
+        assert not state_store.load(alice).resyncing
+    finally:
+        engine.close()
+        cloud.close()

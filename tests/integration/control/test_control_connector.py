@@ -37,7 +37,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from hybridge.cloud import calist
 from hybridge.cloud.keys import CloudKeys
 from hybridge.connector.control import ChannelSettings, ControlClient
-from hybridge.core.control import Backoff, Command, sign_command
+from hybridge.core.control import (
+    Backoff,
+)
+from hybridge.core.control_commands import (
+    Command,
+    sign_command,
+)
 from hybridge.core.manifest import CaListManifest, sign_manifest
 from hybridge.demo.pki import DemoPki
 from hybridge.storage.db import Database, open_database, sqlite_url
@@ -133,6 +139,8 @@ def run_scene(scene: Scene, script: Script, *, host: str = "127.0.0.1") -> list[
         done = asyncio.Event()
 
         async def handler(websocket: ServerConnection) -> None:
+            if done.is_set():  # a reconnect after the script: not part of the scene
+                return
             hello = await websocket.recv()
             received.append(str(hello))
             await websocket.send(

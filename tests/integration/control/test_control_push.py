@@ -38,6 +38,7 @@ from control_stack import (
 from cryptography.hazmat.primitives import serialization
 
 from conftest import CLOUD_ENV, CONNECTOR_ENV, OPERATOR, PASSWORD, add_operator
+from hybridge import __version__
 from hybridge.cloud import calist
 from hybridge.cloud.control_models import connector_channel
 from hybridge.connector.control import ChannelSettings, ControlClient
@@ -70,6 +71,14 @@ def upload(client: httpx.Client, pem: bytes) -> None:
     token = CSRF.findall(page.text)[-1]
     response = client.post("/ca-list/upload", data={"pem": pem.decode(), "csrf_token": token})
     assert response.status_code == 200 and "Published version" in response.text, response.text
+
+
+def send_command(client: httpx.Client, connector_id: str, command: str) -> httpx.Response:
+    page = client.get("/connectors")
+    token = CSRF.findall(page.text)[-1]
+    return client.post(
+        f"/connectors/{connector_id}/command", data={"command": command, "csrf_token": token}
+    )
 
 
 def channel_row(cloud_db: Database, connector_id: str) -> sa.Row | None:
@@ -243,7 +252,34 @@ def test_push_reaches_connector_and_cloud_records_it(stack: Stack) -> None:
     metrics = client.get("/metrics").text
     assert "hybridge_cloud_control_connected_connectors 2.0" in metrics
     assert "hybridge_cloud_control_pushes_applied_total 1.0" in metrics
+    # Heartbeats (every 2 s here) reach the cloud's table and its lag histogram.
+    beat = wait_for(
+        lambda: (
+            (r := channel_row(stack.cloud_db, connector_id)) is not None
+            and r.last_heartbeat_at > r.connected_at
+            and r
+        ),
+        8,
+        "a heartbeat after the hello",
+    )
+    assert (beat.version, beat.status, beat.alarms) == (__version__, "ok", [])
+    assert "hybridge_cloud_control_heartbeat_lag_seconds_count" in client.get("/metrics").text
     assert manual.client.status.state == "connected" and manual.client.status.last_push is None
+    # A signed ping from the portal reaches the manual connector (commands need no auto mode).
+    sent = send_command(client, manual_enrolled.connector_id, "ping")
+    assert sent.status_code == 303, sent.text[-600:]
+    wait_for(
+        lambda: manual.client.ledger.last(manual_enrolled.connector_id) == 1,
+        5,
+        "the ping to be verified and answered",
+    )
+    refused = send_command(client, manual_enrolled.connector_id, "format_disk")
+    assert refused.status_code == 400
+    assert "command 'format_disk' cannot be sent from the portal" in refused.text
+    stranger = enroll_in_cloud(stack.cloud_db, keys, org="Other Org")
+    refused = send_command(client, stranger.connector_id, "ping")
+    assert refused.status_code == 400
+    assert f"connector {stranger.connector_id!r} is not one of 'Acme'" in refused.text
     assert manual_node.store.installed_cloud_sequence() is None
     manual.stop()
     manual_node.close()
