@@ -29,8 +29,8 @@ connector id) and pushes it; a connector whose hello reports an older sequence g
 current version at once (catch-up). Acks, refusals and heartbeats are written in batches.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must resolve the route's local
+# ``Annotated`` dependency aliases at definition time.
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any

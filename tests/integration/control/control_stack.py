@@ -31,7 +31,7 @@ from hybridge.cloud import calist
 from hybridge.cloud.connector_ca import issue_client_certificate
 from hybridge.cloud.keys import CloudKeys, load_cloud_keys
 from hybridge.cloud.models import connector
-from hybridge.cloud.orgs import get_or_create_organisation
+from hybridge.cloud.orgs import create_org_admin, get_or_create_organisation
 from hybridge.cloud.settings import CloudSettings
 from hybridge.connector.credentials import CredentialStore, Registration, key_fingerprint
 from hybridge.core.manifest import verify_manifest
@@ -40,6 +40,23 @@ from hybridge.storage.db import Database, open_database, sqlite_url
 from hybridge.truststore import TrustStore, open_trust_store
 from hybridge.truststore.services import DATABASE_NAME
 from hybridge.vault import Secret, Vault, configured_source
+from hybridge.web.clock import system_clock
+
+OPERATOR = "ops@acme.test"
+PASSWORD = "control channel test password"
+#: Fast heartbeats and reconnects so the tests stay within seconds.
+CLOUD_ENV = {"HYBRIDGE_CONTROL_HEARTBEAT": "2", "HYBRIDGE_CONTROL_POLL": "1"}
+CONNECTOR_ENV = {"HYBRIDGE_CONTROL_BACKOFF_BASE": "0.2", "HYBRIDGE_CONTROL_BACKOFF_CAP": "1"}
+
+
+def add_operator(cloud_dir: Path, database_url: str | None = None) -> None:
+    cloud_dir.mkdir(parents=True, exist_ok=True)
+    database = open_database(database_url or sqlite_url(cloud_dir / "cloud.db"), "cloud")
+    try:
+        with database.transaction() as db:
+            create_org_admin(db, "Acme", OPERATOR, PASSWORD, system_clock(), operator=True)
+    finally:
+        database.dispose()
 
 
 def utc_now() -> dt.datetime:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 from control_stack import (
+    CLOUD_ENV,
     ConnectorNode,
+    add_operator,
     cloud_keys,
     enroll_in_cloud,
     install_registration,
@@ -30,7 +32,6 @@ from control_stack import (
 )
 from test_control_push import pem, portal, upload
 
-from conftest import CLOUD_ENV, add_operator
 from hybridge.cloud import calist
 from hybridge.connector.control import ChannelSettings, ControlClient
 from hybridge.connector.demo_run import RoleProcess, free_port, start_role
