@@ -6,9 +6,30 @@ Chromium) must find it installed by ``make test``'s own setup, not silently skip
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
+import structlog
+
+from hybridge.cli.common import route_logs_to_stderr
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Undo what a test's in-process ``serve`` or ``main`` did to the global log set-up.
+
+    Commands configure logging for their process (levels, handlers); run in-process by a
+    test, that would leak into every later test's captured output.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    route_logs_to_stderr()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -63,13 +63,10 @@ def _actor() -> str:
 
 def _open(data_dir: Path | None, base_url: str = DEFAULT_BASE_URL) -> ExchangeService:
     """The service ``create_app`` wires (same database, vault and trust store as the app)."""
-    import structlog
 
     from hybridge.connector.app import create_app
     from hybridge.connector.settings import ConnectorSettings
 
-    # Log lines belong on stderr: stdout carries --json.
-    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
     try:
         settings = ConnectorSettings(data_dir=resolve_data_dir(data_dir), base_url=base_url)
     except ValueError as exc:

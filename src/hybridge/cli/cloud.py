@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from hybridge.cli.common import DataDirOption, JsonOption, fail, print_json, resolve_data_dir
+from hybridge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    configure_logging,
+    fail,
+    print_json,
+    resolve_data_dir,
+)
 
 cloud_app = typer.Typer(
     help="The cloud: portal, registration authority, CA list.", no_args_is_help=True
@@ -154,7 +161,7 @@ def serve(
         )
     except ValueError as exc:
         fail(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)
     app = create_app(settings)
     typer.echo(f"hybridge cloud serving {public}", err=True)
     # Browsers reach the portal without a client certificate; connectors present theirs for

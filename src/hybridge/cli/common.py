@@ -12,12 +12,14 @@ Errors go to stderr as one sentence; a traceback is a bug.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import platformdirs
+import structlog
 import typer
 
 EXIT_OK = 0
@@ -59,3 +61,43 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``message`` to stderr as ``hybridge: <message>`` and exit with ``code``."""
     sys.stderr.write(f"hybridge: {message}\n")
     raise typer.Exit(code)
+
+
+LOG_LEVEL_ENV = "HYBRIDGE_LOG_LEVEL"
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # Looked up at each call, never bound once: tests swap sys.stderr.
+    return structlog.PrintLogger(sys.stderr)
+
+
+def route_logs_to_stderr() -> None:
+    """Make structlog write to stderr (its default is stdout, which carries ``--json``)."""
+    structlog.configure(logger_factory=_stderr_logger)
+
+
+# Any command module imports this one: from then on no log line can reach stdout, even for a
+# sub-application run on its own (as tests do). Levels are set by ``configure_logging``.
+if not structlog.is_configured():
+    route_logs_to_stderr()
+
+
+def configure_logging(default: int = logging.WARNING) -> None:
+    """Send every log line (structlog and stdlib) to stderr, at ``$HYBRIDGE_LOG_LEVEL`` or
+    ``default``.
+
+    stdout carries ``--json`` and command output, so logs never go there. One-shot commands
+    log warnings and errors only (their result is what they print); ``serve`` commands pass
+    ``logging.INFO`` so that an operator sees every decision (bootstrap-anchor uses, refused
+    peers).
+    """
+    name = os.environ.get(LOG_LEVEL_ENV, "").upper()
+    level = logging.getLevelNamesMapping().get(name, default)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_stderr_logger,
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
+    )
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))

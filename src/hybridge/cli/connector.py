@@ -28,6 +28,7 @@ from typing import Annotated  # noqa: E402
 from hybridge.cli.common import (  # noqa: E402
     DataDirOption,
     JsonOption,
+    configure_logging,
     fail,
     print_json,
     resolve_data_dir,
@@ -129,7 +130,7 @@ def connector_serve(
         )
     except ValueError as exc:
         fail(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)
     app = create_app(settings)
     typer.echo(f"hybridge connector serving {public}", err=True)
     uvicorn.run(
@@ -145,15 +146,10 @@ def connector_serve(
 
 
 def _registration_service(data_dir: Path | None, bootstrap: Path | None):  # type: ignore[no-untyped-def]
-    import structlog
 
     from hybridge.connector.app import create_app
     from hybridge.connector.settings import ConnectorSettings
 
-    # structlog's default prints to stdout, which would corrupt --json output: log lines of a
-    # CLI run belong on stderr (only the factory changes; processors stay as configured).
-    # The factory looks sys.stderr up at each use, never a stream captured now.
-    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
     directory = resolve_data_dir(data_dir)
     # The base URL only matters for a new registration (the redirect); not used here.
     settings = ConnectorSettings(

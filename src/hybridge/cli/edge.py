@@ -18,7 +18,14 @@ from typing import Annotated
 
 import typer
 
-from hybridge.cli.common import DataDirOption, JsonOption, fail, print_json, resolve_data_dir
+from hybridge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    configure_logging,
+    fail,
+    print_json,
+    resolve_data_dir,
+)
 from hybridge.cli.trust import actor
 from hybridge.core.errors import HybridgeError
 from hybridge.core.tlsverify import CnRule
@@ -210,8 +217,7 @@ def serve(
     from hybridge.edge.settings import EdgeSettings
     from hybridge.truststore import TrustUse, open_trust_store
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(logging.INFO)
     directory = resolve_data_dir(data_dir, "edge")
     try:
         with open_zone_store(directory) as store:

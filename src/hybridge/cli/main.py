@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-import structlog
 import typer
 import typer.main
 from typer.core import TyperGroup
 
 from hybridge import __version__
 from hybridge.cli import _click as click
+from hybridge.cli.common import configure_logging
 from hybridge.core.errors import HybridgeError
 
 # name -> (module, attribute). Sub-applications are imported only when their
@@ -81,20 +81,13 @@ def _root(
     """Hybridge: connect an organisation's premises to a cloud service securely."""
 
 
-def _log_to_stderr() -> None:
-    # stdout carries --json output; logs must never mix into it.
-    # The stream is looked up at each call, not bound once: tests swap sys.stderr.
-    if not structlog.is_configured():
-        structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
-
-
 def main() -> None:
     """Run the CLI; a ``HybridgeError`` becomes one line on stderr and its exit status.
 
     Typer's standalone mode already maps usage errors to status 2 and ``typer.Exit`` to its
     code; only our own errors pass through it, and they are caught here.
     """
-    _log_to_stderr()
+    configure_logging()
     try:
         app()
     except HybridgeError as exc:

@@ -8,13 +8,11 @@ from ``HYBRIDGE_MASTER_KEY_COMMAND``, ``HYBRIDGE_MASTER_KEY`` or the key file (d
 from __future__ import annotations
 
 import getpass
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import structlog
 import typer
 
 from hybridge.cli.common import (
@@ -64,10 +62,6 @@ def _opened(data_dir: Path | None) -> Iterator[tuple[Database, MasterKeySource, 
     A ``HybridgeError`` raised in the ``with`` body too becomes one line on stderr and its
     exit status, so the commands below stay free of error handling.
     """
-    if not structlog.is_configured():
-        # structlog's default prints to stdout, which would corrupt --json output: the log
-        # lines of a CLI run belong on stderr.
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     directory = resolve_data_dir(data_dir)
     database: Database | None = None
     try:
