@@ -17,7 +17,7 @@ system-deps:
 	./scripts/install-system-deps
 
 demo: $(BIN)/hybridge
-	$(BIN)/hybridge demo
+	$(BIN)/hybridge demo --full
 
 lint: $(BIN)/hybridge
 	$(BIN)/ruff check src tests bench

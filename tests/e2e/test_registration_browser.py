@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from hybridge.cloud.orgs import create_org_admin
 from hybridge.connector.demo_run import RoleProcess, start_cloud, start_connector
@@ -86,7 +86,6 @@ def test_registration_in_the_browser(roles: Roles) -> None:
             context = browser.new_context(ignore_https_errors=True)
             context.set_default_timeout(30_000)
             page = context.new_page()
-            _work_around_web_bugs(page, roles.cloud.url)
             try:
                 _walk(page, roles)
             except Exception:
@@ -95,45 +94,6 @@ def test_registration_in_the_browser(roles: Roles) -> None:
                 raise
         finally:
             browser.close()
-
-
-def _work_around_web_bugs(page: Page, cloud_url: str) -> None:
-    """Two KNOWN BUGS outside the connector, worked around for the cloud portal only; both
-    become no-ops once fixed (reported to the owners, see the connector's report):
-
-    1. web/auth.py sends ``Referrer-Policy: no-referrer``, under which Chromium sends
-       ``Origin: null`` on form POSTs (Fetch §3.1), and its CSRF origin check refuses them.
-       (The connector overrides the policy in connector/app.py.)
-    2. cloud/templates/approve.html and calist.html import ``csrf_field`` without
-       ``with context``, so the form's token renders empty (Jinja2 imports are
-       context-free); only the header's logout form carries the session's token.
-    """
-    empty = 'name="csrf_token" value=""'
-
-    def fix(route: Route) -> None:
-        request = route.request
-        if request.method != "GET":
-            route.continue_()
-            return
-        response = route.fetch(max_redirects=0)
-        headers = dict(response.headers)
-        # Bug 1: the page's policy decides the Origin of its form POSTs (Chromium does not
-        # let a route rewrite the Origin header itself).
-        headers["referrer-policy"] = "same-origin"
-        body = response.body()
-        text = body.decode("utf-8", "replace")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', text)
-        if empty in text and token:  # bug 2
-            body = text.replace(empty, f'name="csrf_token" value="{token.group(1)}"').encode()
-        route.fulfill(response=response, headers=headers, body=body)
-
-    page.route(re.compile(re.escape(cloud_url) + ".*"), fix)
-
-
-def _reload_through_workaround(page: Page) -> None:
-    # Playwright routes see only the first request of a redirect chain, and the portal's
-    # pages are reached by redirects: load them again as a navigation of their own.
-    page.goto(page.url)
 
 
 def _walk(page: Page, roles: Roles) -> None:
@@ -152,13 +112,11 @@ def _walk(page: Page, roles: Roles) -> None:
             assert page.is_checked("input[name=manage_ca]")
             page.click('form[action="/registration/start"] button[type=submit]')
             page.wait_for_url(re.compile(re.escape(roles.cloud.url) + r"/login\?next="))
-            _reload_through_workaround(page)
             _shot(page, "03-portal-login")
             page.fill("input[name=login]", "alice@acme.test")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
             page.wait_for_url(re.compile(re.escape(roles.cloud.url) + r"/oauth/authorize\?"))
-            _reload_through_workaround(page)
             approval = page.content()
             assert "connector" in approval.lower() and "localhost" in approval
             shown_fp = page.inner_text("dd.fingerprint").replace(" ", "")

@@ -229,8 +229,19 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the temporary data directory afterwards.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Run the cloud and the connector on loopback (demo-data/); Ctrl-C stops."
+        ),
+    ] = False,
 ) -> None:
     """A guided tour of the trust store on a temporary data directory."""
+    if full:  # the two-role demo (make demo) lives in hybridge.connector.demo_run
+        from hybridge.connector.demo_run import run_full_demo
+
+        run_full_demo(Path("demo-data"))
+        return
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="hybridge-demo-"))
     console.print(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from hybridge import __version__
@@ -67,17 +66,6 @@ def create_app(
         openapi_url=None,
     )
     app.state.connector = services
-
-    # Installed before ``auth.install`` so that it is the inner layer, and the shared
-    # middleware's ``setdefault`` keeps this value. web/ sends "no-referrer", under which
-    # browsers send ``Origin: null`` on every form POST (Fetch §3.1 "append a request
-    # Origin header"), and web/'s CSRF origin check then refuses the admin's own forms.
-    # "same-origin" still keeps codes and states in URLs from leaking to other sites.
-    @app.middleware("http")
-    async def _referrer_policy(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers["Referrer-Policy"] = "same-origin"
-        return response
 
     auth.install(app)
     install_error_pages(

@@ -225,7 +225,9 @@ class WebAuth:
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("X-Content-Type-Options", "nosniff")
             # Codes and states travel in URLs; do not leak them to other sites via Referer.
-            headers.setdefault("Referrer-Policy", "no-referrer")
+            # "same-origin", not "no-referrer": under no-referrer browsers send `Origin: null`
+            # on form POSTs (Fetch §3.1), which the CSRF origin check must refuse.
+            headers.setdefault("Referrer-Policy", "same-origin")
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             if not request.url.path.startswith("/static/"):
                 headers.setdefault("Cache-Control", "no-store")

@@ -131,7 +131,7 @@ def test_security_headers_on_pages(web_app: WebApp) -> None:
     response = web_app.client.get("/login")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["cache-control"] == "no-store"
     css = web_app.client.get("/static/hybridge.css")
     assert css.status_code == 200 and "cache-control" not in css.headers
