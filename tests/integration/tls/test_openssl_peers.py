@@ -7,10 +7,9 @@ check accept ``s_client`` presenting a serverAuth-only certificate (the cloud's 
 from __future__ import annotations
 
 import datetime as dt
-import select
 import shutil
 import subprocess
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -84,17 +83,18 @@ def s_server(pki_files: dict[str, Any]) -> Iterator[int]:
     try:
         port = None
         assert process.stdout is not None
-        # s_server prints "ACCEPT 127.0.0.1:<port>" once listening; wait at most 10 s.
-        deadline = time.monotonic() + 10
-        while port is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("ACCEPT"):
-                port = int(line.rsplit(":", 1)[1])
+        # s_server prints "ACCEPT 127.0.0.1:<port>" once listening. Read whole lines (select()
+        # would miss a line already in Python's buffer); a timer kills a server that has not
+        # said it within 10 s, which ends the loop with EOF.
+        watchdog = threading.Timer(10, process.kill)
+        watchdog.start()
+        try:
+            for line in process.stdout:
+                if line.startswith("ACCEPT"):
+                    port = int(line.rsplit(":", 1)[1])
+                    break
+        finally:
+            watchdog.cancel()
         assert port is not None, "openssl s_server did not start"
         yield port
     finally:
