@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from hybridge.cli.common import (
     configure_logging,
     fail,
     print_json,
+    read_password,
     resolve_data_dir,
 )
 
@@ -32,16 +32,6 @@ DatabaseUrlOption = Annotated[
         help="SQLAlchemy URL (default: SQLite in the data dir; postgresql+psycopg://... accepted).",
     ),
 ]
-
-
-def _read_password(password_stdin: bool) -> str:
-    # Never an argument: argv is visible to every local user (ps, /proc) and shell history.
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            fail("no password on standard input")
-        return password
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @admin_app.command("create")
@@ -65,7 +55,7 @@ def admin_create(
 
     directory = resolve_data_dir(data_dir, "cloud")
     directory.mkdir(parents=True, exist_ok=True)
-    password = _read_password(password_stdin)
+    password = read_password(password_stdin)
     database = open_database(database_url or sqlite_url(directory / "cloud.db"), "cloud")
     try:
         with database.transaction() as db:

@@ -101,3 +101,16 @@ def configure_logging(default: int = logging.WARNING) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
     )
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+
+
+def read_password(password_stdin: bool) -> str:
+    """A new password: one line of stdin with ``--password-stdin``, else a hidden prompt
+    asked twice. Never a command-line argument: argv is visible to every local user (ps,
+    /proc) and lands in shell history.
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("no password on standard input")
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))

@@ -5,9 +5,21 @@ Each connector package adds its own sub-group here (``vault``, later ``calendar`
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from hybridge.cli.calendar import calendar_app
+from hybridge.cli.common import (
+    DataDirOption,
+    JsonOption,
+    configure_logging,
+    fail,
+    print_json,
+    read_password,
+    resolve_data_dir,
+)
 from hybridge.cli.vault import vault_app
 
 connector_app = typer.Typer(
@@ -21,33 +33,11 @@ connector_app.add_typer(calendar_app, name="calendar")
 
 # -- the connector role: serve, admins, registration (hybridge.connector) ---------------
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated  # noqa: E402
-
-from hybridge.cli.common import (  # noqa: E402
-    DataDirOption,
-    JsonOption,
-    configure_logging,
-    fail,
-    print_json,
-    resolve_data_dir,
-)
 
 connector_admin_app = typer.Typer(
     help="Local admins of the connector's web UI.", no_args_is_help=True
 )
 connector_app.add_typer(connector_admin_app, name="admin")
-
-
-def _read_password(password_stdin: bool) -> str:
-    # Never an argument: argv is visible to every local user (ps, /proc) and shell history.
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            fail("no password on standard input")
-        return password
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @connector_admin_app.command("create")
@@ -67,7 +57,7 @@ def connector_admin_create(
 
     directory = resolve_data_dir(data_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password = _read_password(password_stdin)
+    password = read_password(password_stdin)
     database = open_database(sqlite_url(directory / DATABASE_NAME), "node")
     try:
         with database.transaction() as db:
