@@ -17,8 +17,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-import anyio
-
 from hybridge.cloud import calist, control_store
 from hybridge.cloud import control_metrics as metrics
 from hybridge.cloud.control_broker import Broker, make_broker
@@ -78,7 +76,7 @@ class ControlHub(ChannelProtocol):
         await self._broker.close()
         await self._flush()
         with contextlib.suppress(Exception):
-            await anyio.to_thread.run_sync(self._mark_offline)
+            await asyncio.to_thread(self._mark_offline)
 
     def _mark_offline(self) -> None:
         with self.services.database.transaction() as session:
@@ -126,7 +124,7 @@ class ControlHub(ChannelProtocol):
                 certificates=ders,
             )
 
-        return await anyio.to_thread.run_sync(read)
+        return await asyncio.to_thread(read)
 
     async def check_ca_list(self) -> None:
         """Re-read the current version; push it to every connector behind it."""
@@ -183,7 +181,7 @@ class ControlHub(ChannelProtocol):
             with self.services.database.transaction() as session:
                 return control_store.statuses(session, ids)
 
-        found = await anyio.to_thread.run_sync(read)
+        found = await asyncio.to_thread(read)
         for connector_id in ids:
             status = found.get(connector_id, "unknown")
             channel = self.channels.get(connector_id)
@@ -207,7 +205,7 @@ class ControlHub(ChannelProtocol):
             with self.services.database.transaction() as session:
                 return control_store.next_command_id(session, connector_id)
 
-        command_id = await anyio.to_thread.run_sync(reserve)
+        command_id = await asyncio.to_thread(reserve)
         now = self._now()
         command = Command(
             self.services.settings.base_url,
@@ -251,7 +249,7 @@ class ControlHub(ChannelProtocol):
             with self.services.database.transaction() as session:
                 control_store.write_events(session, batch, self.settings.node)
 
-        await anyio.to_thread.run_sync(write)
+        await asyncio.to_thread(write)
 
     def view(self, connector_id: str) -> ChannelView:
         """The portal's view of ``connector_id`` (from the database: any node may hold it)."""

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import anyio
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -113,9 +112,14 @@ class ControlClient:
     # -- the loop ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until cancelled: connect, serve, back off, reconnect."""
+        """Run until cancelled: connect, serve, back off, reconnect.
+
+        Blocking work goes through ``asyncio.to_thread``, not anyio's: this task is
+        cancelled with ``Task.cancel()``, and anyio's shielded thread wait could swallow
+        that cancellation, leaving the loop running after shutdown.
+        """
         while True:
-            registration = await anyio.to_thread.run_sync(self.credentials.current)
+            registration = await asyncio.to_thread(self.credentials.current)
             if registration is None:
                 self.status.set("not_registered")
                 self._attempt = 0
@@ -172,7 +176,7 @@ class ControlClient:
             raise ChannelError(f"control URL {registration.control_url!r} is not a wss:// URL")
         # DESIGN.md §3 invariant 1: the platform set, never the bootstrap anchors.
         anchors = self.store.anchors_for(TrustUse.PLATFORM)
-        secret = await anyio.to_thread.run_sync(self.credentials.key_for, registration)
+        secret = await asyncio.to_thread(self.credentials.key_for, registration)
         context = tls_context(
             anchors, registration.client_certificate_pem.encode(), secret.reveal()
         )
@@ -210,7 +214,7 @@ class ControlClient:
             raise ChannelError(f"cannot open the control channel: {exc}") from exc
 
     async def _hello(self, registration: Registration) -> Hello:
-        installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+        installed = await asyncio.to_thread(self.store.installed_cloud_sequence)
         return Hello(
             self.version,
             installed,
@@ -253,7 +257,7 @@ class ControlClient:
     async def _heartbeats(self, websocket: Any) -> None:
         while True:
             await asyncio.sleep(self.status.heartbeat_interval)
-            installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+            installed = await asyncio.to_thread(self.store.installed_cloud_sequence)
             beat = Heartbeat(
                 self.version,
                 installed,
@@ -265,7 +269,7 @@ class ControlClient:
                 metrics.HEARTBEATS.inc()
 
     async def _on_push(self, websocket: Any, push: Push, registration: Registration) -> None:
-        outcome = await anyio.to_thread.run_sync(
+        outcome = await asyncio.to_thread(
             apply_push, push.manifest, registration, self.store, self.clock()
         )
         answer = outcome.answer
@@ -287,7 +291,7 @@ class ControlClient:
         self, websocket: Any, frame: CommandFrame, registration: Registration
     ) -> bool:
         """Carry out a signed command; True when the channel must end (deregistered)."""
-        checked = await anyio.to_thread.run_sync(
+        checked = await asyncio.to_thread(
             check_command, frame.token, registration, self.ledger, self.clock()
         )
         if isinstance(checked, Refusal):
@@ -298,11 +302,11 @@ class ControlClient:
         if command.name == "ping":
             await websocket.send(encode_message(Pong(command.command_id)))
         elif command.name == "refresh_trust":
-            installed = await anyio.to_thread.run_sync(self.store.installed_cloud_sequence)
+            installed = await asyncio.to_thread(self.store.installed_cloud_sequence)
             await websocket.send(encode_message(Ack(command_id=command.command_id)))
             await websocket.send(encode_message(Resync(installed)))
         elif command.name == "deregister":
-            await anyio.to_thread.run_sync(
+            await asyncio.to_thread(
                 deregister_locally,
                 registration,
                 self.store,
