@@ -37,12 +37,9 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jwk import OKPKey
 
+from hybridge.core import jws as jose
 from hybridge.core.control import MAX_TEXT, ControlError
-from hybridge.core.manifest import ALGORITHM
 
 COMMAND_TYPE = "hybridge-control+jwt"
 #: Commands the connector knows. Anything else is refused (and logged) by name.
@@ -89,6 +86,15 @@ class UnknownCommand(CommandError):
     reason = "unknown_command"
 
 
+_ERRORS = jose.JwsErrors(
+    malformed=CommandMalformed,
+    wrong_algorithm=CommandWrongAlgorithm,
+    bad_signature=CommandBadSignature,
+)
+#: Largest command token accepted (bytes): commands carry ids and a few arguments.
+MAX_COMMAND_BYTES = 16 * 1024
+
+
 @dataclass(frozen=True)
 class Command:
     """One command for one connector: ``name`` in ``COMMANDS``, ``command_id`` growing."""
@@ -119,23 +125,6 @@ class Command:
 
 
 _COMMAND_KEYS = frozenset({"iss", "aud", "cid", "cmd", "iat", "args"})
-_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
-
-
-class _CommandRegistry(jws.JWSRegistry):
-    """joserfc's registry allowing exactly ``ALGORITHM`` (see ``core.manifest`` for why the
-    lookup is overridden rather than silencing joserfc's RFC 9864 warning globally)."""
-
-    def get_alg(self, name: str) -> Any:  # joserfc's JWSAlgModel is not re-exported
-        if name != ALGORITHM or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of {name!r} is not allowed")
-        return self.algorithms[name]
-
-
-def _registry() -> jws.JWSRegistry:
-    registry = _CommandRegistry(algorithms=[ALGORITHM])
-    registry.max_payload_length = 16 * 1024
-    return registry
 
 
 def sign_command(command: Command, private_key: Ed25519PrivateKey) -> str:
@@ -149,10 +138,7 @@ def sign_command(command: Command, private_key: Ed25519PrivateKey) -> str:
     }
     if command.args:
         payload["args"] = command.args
-    key = OKPKey.import_key(private_key)
-    header = {"alg": ALGORITHM, "typ": COMMAND_TYPE, "kid": key.thumbprint()}
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-    return jws.serialize_compact(header, body, key, registry=_registry())
+    return jose.sign(payload, private_key, typ=COMMAND_TYPE)
 
 
 def _decode_command(raw: bytes) -> Command:
@@ -203,31 +189,15 @@ def verify_command(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    registry = _registry()
-    try:
-        obj = jws.extract_compact(token.encode("ascii"), registry=registry)
-    except (JoseError, UnicodeEncodeError, ValueError) as exc:
-        raise CommandMalformed(f"not a compact JWS: {exc}") from exc
-    header = obj.headers()
-    # RFC 8725 §3.1: the verifier decides the algorithm.
-    if header.get("alg") != ALGORITHM:
-        raise CommandWrongAlgorithm(
-            f"algorithm {header.get('alg')!r} refused; only {ALGORITHM!r} accepted"
-        )
-    # RFC 8725 §3.11: explicit typing; a CA-list manifest signed by the same key is not a
-    # command, and a command is not a manifest.
-    if header.get("typ") != COMMAND_TYPE:
-        raise CommandMalformed(f"type {header.get('typ')!r}; expected {COMMAND_TYPE!r}")
-    extra = set(header) - _HEADER_KEYS
-    if extra:
-        raise CommandMalformed(f"unexpected header members {sorted(extra)!r}")
-    try:
-        valid = jws.validate_compact(obj, OKPKey.import_key(public_key), registry=registry)
-    except JoseError as exc:
-        raise CommandBadSignature(f"signature check failed: {exc}") from exc
-    if not valid:
-        raise CommandBadSignature("signature does not verify with the list-signing key")
-    command = _decode_command(obj.payload)
+    payload = jose.open_verified(
+        token,
+        public_key,
+        typ=COMMAND_TYPE,
+        max_payload=MAX_COMMAND_BYTES,
+        errors=_ERRORS,
+        what="command",
+    )
+    command = _decode_command(payload)
     if command.audience != audience:
         raise CommandWrongAudience(
             f"command addressed to {command.audience!r}, this connector is {audience!r}"

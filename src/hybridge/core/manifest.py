@@ -40,13 +40,14 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jwk import OKPKey
 
+from hybridge.core import jws as jose
 from hybridge.core.errors import HybridgeError
 
-ALGORITHM = "EdDSA"
+# Re-exported: the cloud signs with these names.
+from hybridge.core.jws import ALGORITHM as ALGORITHM
+from hybridge.core.jws import key_id as key_id
+
 MANIFEST_TYPE = "hybridge-ca-list+jwt"
 #: How far ``iat`` may lie ahead of the verifier's clock (seconds); NTP-synced hosts are
 #: within a second, five minutes is the skew Kerberos and most JWT libraries allow.
@@ -57,7 +58,6 @@ MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 #: Most certificates one manifest may carry.
 MAX_CERTIFICATES = 1000
 
-_HEADER_KEYS = frozenset({"alg", "typ", "kid"})
 _PAYLOAD_KEYS = frozenset({"iss", "aud", "seq", "iat", "certificates"})
 
 
@@ -103,6 +103,13 @@ class ManifestFromFuture(ManifestError):
     reason = "from_future"
 
 
+_ERRORS = jose.JwsErrors(
+    malformed=ManifestMalformed,
+    wrong_algorithm=ManifestWrongAlgorithm,
+    bad_signature=ManifestBadSignature,
+)
+
+
 @dataclass(frozen=True)
 class CaListManifest:
     """One version of a cloud's CA list: who issued it, its sequence, when, and the roots.
@@ -140,11 +147,6 @@ class CaListManifest:
                 raise ManifestMalformed(f"certificate #{index} must be non-empty DER bytes")
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """The RFC 7638 JWK thumbprint (SHA-256, base64url) of ``public_key``: the ``kid``."""
-    return OKPKey.import_key(public_key).thumbprint()
-
-
 def sign_manifest(manifest: CaListManifest, private_key: Ed25519PrivateKey) -> str:
     """Serialize ``manifest`` as a compact JWS signed by ``private_key``.
 
@@ -159,30 +161,7 @@ def sign_manifest(manifest: CaListManifest, private_key: Ed25519PrivateKey) -> s
     }
     if manifest.audience is not None:
         payload["aud"] = manifest.audience
-    key = OKPKey.import_key(private_key)
-    header = {"alg": ALGORITHM, "typ": MANIFEST_TYPE, "kid": key.thumbprint()}
-    body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-    return jws.serialize_compact(header, body, key, registry=_registry())
-
-
-class _ManifestRegistry(jws.JWSRegistry):
-    """joserfc's registry allowing exactly ``ALGORITHM``.
-
-    joserfc warns (``SecurityWarning``) on every use of "EdDSA" because of RFC 9864; the
-    module docstring says why the agreed name is kept, so the lookup is done here without
-    the warning rather than by a process-wide warnings filter.
-    """
-
-    def get_alg(self, name: str) -> Any:  # joserfc's JWSAlgModel is not re-exported
-        if name != ALGORITHM or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of {name!r} is not allowed")
-        return self.algorithms[name]
-
-
-def _registry() -> jws.JWSRegistry:
-    registry = _ManifestRegistry(algorithms=[ALGORITHM])
-    registry.max_payload_length = MAX_PAYLOAD_BYTES
-    return registry
+    return jose.sign(payload, private_key, typ=MANIFEST_TYPE)
 
 
 def _decode_payload(raw: bytes) -> CaListManifest:
@@ -224,11 +203,10 @@ def read_unverified(token: str) -> tuple[dict[str, Any], CaListManifest]:
     Raises:
         ManifestMalformed: not a compact JWS, or a payload outside the schema.
     """
-    try:
-        obj = jws.extract_compact(token.encode("ascii"), registry=_registry())
-    except (JoseError, UnicodeEncodeError, ValueError) as exc:
-        raise ManifestMalformed(f"not a compact JWS: {exc}") from exc
-    return dict(obj.headers()), _decode_payload(obj.payload)
+    header, payload = jose.read_unverified(
+        token, max_payload=MAX_PAYLOAD_BYTES, malformed=ManifestMalformed
+    )
+    return header, _decode_payload(payload)
 
 
 def verify_manifest(
@@ -255,34 +233,15 @@ def verify_manifest(
         raise ValueError("now must be timezone-aware")
     if not isinstance(public_key, Ed25519PublicKey):
         raise TypeError(f"list-signing key must be Ed25519, got {type(public_key).__name__}")
-    registry = _registry()
-    try:
-        obj = jws.extract_compact(token.encode("ascii"), registry=registry)
-    except (JoseError, UnicodeEncodeError, ValueError) as exc:
-        raise ManifestMalformed(f"not a compact JWS: {exc}") from exc
-    header = obj.headers()
-    alg = header.get("alg")
-    # RFC 8725 §3.1: the verifier decides the algorithm; "none", HMAC with the public key
-    # as secret, or any other name is refused before a key is ever touched.
-    if alg != ALGORITHM:
-        raise ManifestWrongAlgorithm(f"algorithm {alg!r} refused; only {ALGORITHM!r} accepted")
-    # RFC 8725 §3.11: explicit typing, so no other JWT signed by this key passes as a list.
-    if header.get("typ") != MANIFEST_TYPE:
-        raise ManifestMalformed(f"type {header.get('typ')!r}; expected {MANIFEST_TYPE!r}")
-    extra = set(header) - _HEADER_KEYS
-    if extra:
-        # No "crit", "b64" (RFC 7797), "jwk" or "x5u": a header must not choose the key.
-        raise ManifestMalformed(f"unexpected header members {sorted(extra)!r}")
-    try:
-        valid = jws.validate_compact(obj, OKPKey.import_key(public_key), registry=registry)
-    except JoseError as exc:
-        raise ManifestBadSignature(f"signature check failed: {exc}") from exc
-    if not valid:
-        raise ManifestBadSignature(
-            f"signature does not verify with list-signing key {key_id(public_key)!r} "
-            f"(manifest names key {header.get('kid')!r})"
-        )
-    manifest = _decode_payload(obj.payload)
+    payload = jose.open_verified(
+        token,
+        public_key,
+        typ=MANIFEST_TYPE,
+        max_payload=MAX_PAYLOAD_BYTES,
+        errors=_ERRORS,
+        what="manifest",
+    )
+    manifest = _decode_payload(payload)
     if manifest.audience is not None and manifest.audience != audience:
         raise ManifestWrongAudience(
             f"manifest addressed to {manifest.audience!r}, this connector is {audience!r}"
