@@ -251,8 +251,10 @@ class ControlClient:
                     self.status.heartbeat_interval = message.heartbeat_interval
         finally:
             beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
+            # gather, not suppress(CancelledError): if this task itself is cancelled while it
+            # waits here, suppress would swallow that cancellation too and the channel loop
+            # would reconnect forever instead of stopping.
+            await asyncio.gather(beats, return_exceptions=True)
 
     async def _heartbeats(self, websocket: Any) -> None:
         while True:
