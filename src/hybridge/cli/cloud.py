@@ -12,6 +12,8 @@ import typer
 from hybridge.cli.common import (
     DataDirOption,
     JsonOption,
+    ServerCertOption,
+    ServerKeyOption,
     configure_logging,
     fail,
     print_json,
@@ -82,13 +84,8 @@ def admin_create(
 
 @cloud_app.command("serve")
 def serve(
-    cert: Annotated[
-        Path,
-        typer.Option("--cert", help="Server certificate chain (PEM).", exists=True, dir_okay=False),
-    ],
-    key: Annotated[
-        Path, typer.Option("--key", help="Server private key (PEM).", exists=True, dir_okay=False)
-    ],
+    cert: ServerCertOption,
+    key: ServerKeyOption,
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8443,

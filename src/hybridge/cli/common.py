@@ -37,6 +37,13 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
+ServerCertOption = Annotated[
+    Path,
+    typer.Option("--cert", help="Server certificate chain (PEM).", exists=True, dir_okay=False),
+]
+ServerKeyOption = Annotated[
+    Path, typer.Option("--key", help="Server private key (PEM).", exists=True, dir_okay=False)
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of text.")
 ]

@@ -14,6 +14,8 @@ from hybridge.cli.calendar import calendar_app
 from hybridge.cli.common import (
     DataDirOption,
     JsonOption,
+    ServerCertOption,
+    ServerKeyOption,
     configure_logging,
     fail,
     print_json,
@@ -72,13 +74,8 @@ def connector_admin_create(
 
 @connector_app.command("serve")
 def connector_serve(
-    cert: Annotated[
-        Path,
-        typer.Option("--cert", help="Server certificate chain (PEM).", exists=True, dir_okay=False),
-    ],
-    key: Annotated[
-        Path, typer.Option("--key", help="Server private key (PEM).", exists=True, dir_okay=False)
-    ],
+    cert: ServerCertOption,
+    key: ServerKeyOption,
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 9443,
