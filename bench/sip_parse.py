@@ -8,7 +8,10 @@ under the system temp directory and measures it there in a subprocess. When that
 
 Both sides do a proxy's work on the message: frame/parse it and read Via, From, To,
 Call-ID, CSeq, Max-Forwards, Contact and Route. Ours also runs the relay step (prepend a
-Via, lower Max-Forwards, serialise), printed separately.
+Via, lower Max-Forwards, serialise), printed separately. Then the edge's relay on the same
+INVITE without its Route (a Route to pop sends a message down the full path): the full path
+(``next_event`` + ``Relay.on_request``) against the lazy fast path (``next_frame`` +
+``Relay.on_frame``, bytes spliced, ``core.sip.lazy``), which produce the same bytes.
 
 Rates are per CPU-second of the measuring process (``time.process_time``), so other load on
 the machine does not count against either side; rounds alternate ours and the peer.
@@ -29,7 +32,8 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
-from hybridge.core.sip import NEED_DATA, Request, SipStream, serialize
+from hybridge.core.sip import NEED_DATA, Frame, Request, SipStream, serialize
+from hybridge.edge.relay import Forward, Relay, Side
 
 SDP = (
     b"v=0\r\no=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\ns=-\r\n"
@@ -50,6 +54,8 @@ INVITE = (
     b"Content-Type: application/sdp\r\n"
     b"Content-Length: " + str(len(SDP)).encode() + b"\r\n\r\n" + SDP
 )
+INVITE_NO_ROUTE = INVITE.replace(b"Route: <sip:edge.example.com:5062;transport=tls;lr>\r\n", b"")
+RELAY = Relay(host="edge.example.com", ports={Side.CLOUD: 5062, Side.TRAVERSAL: 7001})
 
 # Run by the peer's interpreter: prints messages/s as JSON.
 PEER_SCRIPT = """
@@ -101,6 +107,26 @@ def ours_relay() -> bytes:
     return serialize(forwarded.with_max_forwards((message.max_forwards or 70) - 1))
 
 
+def edge_full_relay() -> bytes:
+    stream = SipStream()
+    stream.receive_data(INVITE_NO_ROUTE)
+    message = stream.next_event()
+    assert isinstance(message, Request)
+    action = RELAY.on_request(message, side=Side.CLOUD, conn_id=1)
+    assert isinstance(action, Forward) and stream.next_event() is NEED_DATA
+    return action.data
+
+
+def edge_fast_relay() -> bytes:
+    stream = SipStream()
+    stream.receive_data(INVITE_NO_ROUTE)
+    frame = stream.next_frame()
+    assert isinstance(frame, Frame)
+    action = RELAY.on_frame(frame, side=Side.CLOUD, conn_id=1)
+    assert isinstance(action, Forward) and stream.next_frame() is NEED_DATA
+    return action.data
+
+
 def peer_python() -> tuple[str | None, str]:
     """A Python that can import sippy, or None and the reason."""
     if importlib.util.find_spec("sippy") is not None:
@@ -143,11 +169,14 @@ def main() -> None:
     python, how = peer_python()
     if python is None:
         print(f"peer: not measured ({how}); only our figures are printed")
-    ours = relay = peer = 0.0
+    ours = relay = peer = full = fast = 0.0
+    assert edge_fast_relay() == edge_full_relay()
     # Rounds alternate ours and the peer so that a busy machine slows both alike.
     for _ in range(args.rounds):
         ours = max(ours, rate(ours_parse, args.seconds))
         relay = max(relay, rate(ours_relay, args.seconds))
+        full = max(full, rate(edge_full_relay, args.seconds))
+        fast = max(fast, rate(edge_fast_relay, args.seconds))
         if python is not None:
             try:
                 peer = max(peer, peer_rate(python, args.seconds))
@@ -159,6 +188,10 @@ def main() -> None:
     if peer:
         print(f"sippy parse ({how}): {peer:12,.0f} messages/CPU-s")
         print(f"ratio ours/sippy (parse): {ours / peer:.2f}x")
+    print("the edge's relay, INVITE without Route, frame + decide + forwarded bytes:")
+    print(f"  full path (next_event + on_request): {full:12,.0f} messages/CPU-s")
+    print(f"  fast path (next_frame + on_frame):   {fast:12,.0f} messages/CPU-s")
+    print(f"  fast / full = {fast / full:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 
 from hybridge.cli.common import route_logs_to_stderr
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +34,34 @@ def _isolated_logging() -> Iterator[None]:
     root.setLevel(level)
     structlog.reset_defaults()
     route_logs_to_stderr()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server on 127.0.0.1 for the whole session (tests/pgserver.py).
+
+    A missing PostgreSQL is a failure, not a skip: ``scripts/install-system-deps`` installs it.
+    """
+    from pgserver import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty database on ``postgres_server``, dropped after."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -19,6 +19,7 @@ from hybridge.cli.common import (
     print_json,
     read_password,
     resolve_data_dir,
+    uvicorn_loop,
 )
 
 cloud_app = typer.Typer(
@@ -121,19 +122,78 @@ def serve(
             "and --callservice-cert, found among certifi's roots).",
         ),
     ] = None,
+    sip_port: Annotated[
+        int | None,
+        typer.Option(
+            "--sip-port",
+            help="Run the call service's SIP-over-TLS peer on HOST:PORT (5062; 0: any free); "
+            "needs --callservice-cert and --callservice-key.",
+        ),
+    ] = None,
+    callservice_key: Annotated[
+        Path | None, typer.Option("--callservice-key", help="The call-service private key.")
+    ] = None,
+    sip_trust: Annotated[
+        Path | None,
+        typer.Option("--sip-trust", help="CAs edges must chain to (default: the CA list)."),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="HYBRIDGE_CONTROL_REDIS_URL",
+            help="Redis for control-channel notices between cloud processes sharing one "
+            "database (redis://HOST:PORT/DB); unset: this process alone.",
+            show_envvar=True,
+        ),
+    ] = None,
+    heartbeat_interval: Annotated[
+        int,
+        typer.Option(
+            "--heartbeat-interval",
+            envvar="HYBRIDGE_CONTROL_HEARTBEAT",
+            help="Seconds between connector heartbeats on the control channel (1..3600); a "
+            "connector silent for 3 intervals + 10 s is closed.",
+            show_envvar=True,
+        ),
+    ] = 30,
+    control_poll: Annotated[
+        float,
+        typer.Option(
+            "--control-poll",
+            envvar="HYBRIDGE_CONTROL_POLL",
+            help="Seconds between database checks for CA-list changes and revoked connectors "
+            "(0.05..3600; notices make pushes immediate, the poll catches missed ones).",
+            show_envvar=True,
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve the cloud over HTTPS (portal, registration authority, CA list)."""
     import uvicorn
 
     from hybridge.cloud.app import create_app
+    from hybridge.cloud.control_settings import ControlSettings
     from hybridge.cloud.mtls import PeerCertH11Protocol
     from hybridge.cloud.settings import CloudSettings
+    from hybridge.core.control import MAX_CONNECTOR_FRAME
 
     if (connector_ca is None) != (connector_ca_key is None):
         fail("--connector-ca and --connector-ca-key go together")
     directory = resolve_data_dir(data_dir, "cloud")
     wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - comparing, not binding
     public = base_url or f"https://{'localhost' if wildcard else host}:{port}"
+    callservice = None
+    if sip_port is not None:
+        from hybridge.cloud.callservice_settings import CallServiceSettings
+
+        if callservice_cert is None or callservice_key is None:
+            fail("--sip-port needs --callservice-cert and --callservice-key")
+        try:
+            callservice = CallServiceSettings(
+                callservice_cert, callservice_key, host=host, port=sip_port, trust_file=sip_trust
+            )
+        except ValueError as exc:
+            fail(str(exc))
     try:
         settings = CloudSettings(
             data_dir=directory,
@@ -145,11 +205,21 @@ def serve(
             list_signing_key=list_signing_key,
             ca_roots=ca_roots,
             database_url=database_url,
+            callservice=callservice,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        control = ControlSettings(
+            redis_url=redis_url or None,
+            heartbeat_interval=heartbeat_interval,
+            poll_interval=control_poll,
         )
     except ValueError as exc:
         fail(str(exc))
     configure_logging(logging.INFO)
     app = create_app(settings)
+    app.state.control.reconfigure(control)
     typer.echo(f"hybridge cloud serving {public}", err=True)
     # Browsers reach the portal without a client certificate; connectors present theirs for
     # /api (mutual TLS, checked against the connector CA here and again in the route).
@@ -165,4 +235,21 @@ def serve(
         log_level="info",
         proxy_headers=False,
         server_header=False,
+        # One control WebSocket per connector: uvloop does its TLS in C (a fraction of the
+        # stdlib loop's memory per connection); no permessage-deflate (a zlib context per
+        # connection for small JSON frames); no server pings (the channel's heartbeats and
+        # the hub's liveness sweep find dead peers); frames no larger than ours.
+        loop=uvicorn_loop(),
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        ws_max_size=MAX_CONNECTOR_FRAME,
     )
+
+
+def _register_callservice() -> None:
+    from hybridge.cli.callservice import register
+
+    register(cloud_app)
+
+
+_register_callservice()

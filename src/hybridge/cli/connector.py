@@ -21,7 +21,9 @@ from hybridge.cli.common import (
     print_json,
     read_password,
     resolve_data_dir,
+    uvicorn_loop,
 )
+from hybridge.cli.traversal import traversal_app
 from hybridge.cli.vault import vault_app
 
 connector_app = typer.Typer(
@@ -31,6 +33,7 @@ connector_app = typer.Typer(
 )
 connector_app.add_typer(vault_app, name="vault")
 connector_app.add_typer(calendar_app, name="calendar")
+connector_app.add_typer(traversal_app, name="traversal")
 
 
 # -- the connector role: serve, admins, registration (hybridge.connector) ---------------
@@ -99,6 +102,35 @@ def connector_serve(
             dir_okay=False,
         ),
     ] = None,
+    backoff_base: Annotated[
+        float,
+        typer.Option(
+            "--reconnect-base",
+            envvar="HYBRIDGE_CONTROL_BACKOFF_BASE",
+            help="Control channel: the first reconnect waits up to this many seconds; each "
+            "failure doubles the ceiling (random wait below it, so a fleet spreads out).",
+            show_envvar=True,
+        ),
+    ] = 1.0,
+    backoff_cap: Annotated[
+        float,
+        typer.Option(
+            "--reconnect-cap",
+            envvar="HYBRIDGE_CONTROL_BACKOFF_CAP",
+            help="Control channel: the largest reconnect ceiling in seconds.",
+            show_envvar=True,
+        ),
+    ] = 60.0,
+    alarm_after: Annotated[
+        float,
+        typer.Option(
+            "--offline-alarm-after",
+            envvar="HYBRIDGE_CONTROL_ALARM_AFTER",
+            help="Control channel: raise the 'cloud unreachable' alarm after this many seconds "
+            "without the cloud (the last good CA list stays installed meanwhile).",
+            show_envvar=True,
+        ),
+    ] = 300.0,
 ) -> None:
     """Serve the connector's admin UI and JSON API over HTTPS."""
     import logging
@@ -106,9 +138,17 @@ def connector_serve(
     import uvicorn
 
     from hybridge.connector.app import create_app
+    from hybridge.connector.control_link import ChannelSettings
     from hybridge.connector.settings import ConnectorSettings
+    from hybridge.core.control import Backoff
 
     directory = resolve_data_dir(data_dir)
+    try:
+        channel = ChannelSettings(
+            backoff=Backoff(backoff_base, backoff_cap), alarm_after=alarm_after
+        )
+    except ValueError as exc:
+        fail(str(exc))
     wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - comparing, not binding
     public = base_url or f"https://{'localhost' if wildcard else host}:{port}"
     try:
@@ -119,6 +159,7 @@ def connector_serve(
         fail(str(exc))
     configure_logging(logging.INFO)
     app = create_app(settings)
+    app.state.control.reconfigure(channel)
     typer.echo(f"hybridge connector serving {public}", err=True)
     uvicorn.run(
         app,
@@ -129,6 +170,7 @@ def connector_serve(
         log_level="info",
         proxy_headers=False,
         server_header=False,
+        loop=uvicorn_loop(),
     )
 
 

@@ -23,6 +23,7 @@ from hybridge.cli.common import (
     JsonOption,
     configure_logging,
     fail,
+    install_uvloop,
     print_json,
     resolve_data_dir,
 )
@@ -244,7 +245,7 @@ def serve(
             max_connections=max_connections,
         )
         server = EdgeServer(settings, zones, anchors)
-        _install_uvloop()
+        install_uvloop()
         asyncio.run(_run(server, host, metrics_port, functools.partial(_reload, server, directory)))
     except HybridgeError as exc:
         fail(str(exc), exc.exit_code)
@@ -268,15 +269,6 @@ def _reload(server: object, directory: Path) -> None:
         server.reload(zones, anchors)
     except HybridgeError as exc:
         log.error("reload failed, the old configuration stays: %s", exc)
-
-
-def _install_uvloop() -> None:
-    # DESIGN: uvloop when installed (it is not a dependency); the stdlib loop otherwise.
-    try:
-        import uvloop  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return
-    uvloop.install()
 
 
 async def _run(

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from hybridge import __version__
 from hybridge.cloud import calist, presets
 from hybridge.cloud.api import api_router
+from hybridge.cloud.calendar_portal import install_calendar
+from hybridge.cloud.callservice import install_callservice
 from hybridge.cloud.control import install_control
 from hybridge.cloud.errors import CaListError, NotOperator, OrganisationError
 from hybridge.cloud.keys import load_cloud_keys
@@ -89,7 +91,7 @@ def create_app(settings: CloudSettings, *, database: Database | None = None) -> 
         app,
         templates,
         auth,
-        json_prefixes=("/api/", "/oauth/token"),
+        json_prefixes=("/api/", "/oauth/token", "/portal/api/"),
         statuses={NotOperator: 403, OrganisationError: 403, ConnectorAuthError: 403},
     )
     mount_static(app)
@@ -101,6 +103,8 @@ def create_app(settings: CloudSettings, *, database: Database | None = None) -> 
     app.include_router(portal_router(auth, portal_admin))
     app.include_router(api_router())
     install_control(app, services)
+    install_calendar(app, services, portal_admin)
+    install_callservice(app, services)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -88,6 +88,31 @@ def check_ca(cert: x509.Certificate, now: dt.datetime) -> None:
         raise CaListError(f"{subject!r} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
 
 
+#: The PostgreSQL advisory-lock key that serialises CA-list publishers ("HYBCALST").
+PUBLISH_LOCK_KEY = 0x4859_4243_414C_5354
+
+
+def lock_for_publishing(session: Session) -> None:
+    """Hold, until ``session``'s transaction ends, the right to publish the next version.
+
+    Every change reads the current version and writes the next one. Two admins (or two
+    cloud processes sharing one database) doing that at once would both compute the same
+    sequence: one insert then fails on the primary key, and a naive retry would publish a
+    list without the other's change. Taking this lock *before* reading serialises them:
+    the second reads the first's committed version and builds on it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # Transaction-scoped: released at commit or rollback, even if the process dies.
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(PUBLISH_LOCK_KEY)))
+    else:
+        # SQLite has one writer at a time: a write statement (even one matching no row)
+        # takes the database's write lock now and holds it to the end of the transaction;
+        # a second publisher waits here (busy_timeout) rather than at its insert.
+        session.execute(
+            sa.update(ca_list_version).where(sa.false()).values(actor=ca_list_version.c.actor)
+        )
+
+
 def current_version(session: Session) -> CaListVersion | None:
     """The newest version, or ``None`` before the first."""
     row = session.execute(
@@ -214,6 +239,7 @@ def add_certificates(
         raise CaListError("no certificate to add")
     for cert in certs:
         check_ca(cert, now)
+    lock_for_publishing(session)
     version = current_version(session)
     listed = list(version.fingerprints) if version else []
     added = []
@@ -237,6 +263,7 @@ def retire(
     Raises:
         CaListError: ``fp`` is not in the current list.
     """
+    lock_for_publishing(session)
     version = current_version(session)
     listed = list(version.fingerprints) if version else []
     if fp not in listed:
@@ -258,6 +285,7 @@ def replace_with(
     """Publish a new version holding exactly ``certs`` (a preset)."""
     for cert in certs:
         check_ca(cert, now)
+    lock_for_publishing(session)
     fps = tuple(dict.fromkeys(_store(session, cert, now) for cert in certs))
     return _publish(session, fps, actor, change, keys, issuer, now)
 
@@ -301,8 +329,15 @@ def find_roots(
 def seed_default(
     session: Session, roots: list[x509.Certificate], keys: CloudKeys, issuer: str, now: dt.datetime
 ) -> CaListVersion | None:
-    """On first start, publish version 1 = the roots of the cloud's own certificates."""
-    if current_version(session) is not None or not roots:
+    """On first start, publish version 1 = the roots of the cloud's own certificates.
+
+    Cloud processes starting together on one database: the first to take the publishing
+    lock seeds, the others then see its version and return ``None``.
+    """
+    if not roots:
+        return None
+    lock_for_publishing(session)
+    if current_version(session) is not None:
         return None
     return replace_with(
         session,

@@ -31,15 +31,16 @@ current version at once (catch-up). Acks, refusals and heartbeats are written in
 
 # No ``from __future__ import annotations``: FastAPI must resolve the route's local
 # ``Annotated`` dependency aliases at definition time.
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI, Form, WebSocket
 from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import event
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hybridge.cloud import audit, control_store
 from hybridge.cloud.control_hub import ControlHub
@@ -84,12 +85,29 @@ def _watch_ca_list(services: CloudServices, on_commit: Callable[[], None]) -> No
         session.info.pop(flag, None)
 
 
+class ControlEndpoint:
+    """Pure ASGI middleware: a WebSocket to ``/control`` goes straight to the hub.
+
+    The channel is the one long-lived connection the cloud holds per connector; routed
+    through FastAPI it would keep FastAPI's and Starlette's per-request machinery (exit
+    stacks, exception-handler wrappers, dependency state) alive for its whole life, several
+    KiB per connector (bench/push_fanout.py). The hub needs none of it: it authenticates by
+    certificate and speaks its own protocol. Everything else passes through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, hub: ControlHub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope.get("path") == "/control":
+            await self.hub.serve(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
+
+
 def control_router(hub: ControlHub) -> APIRouter:
     router = APIRouter()
-
-    @router.websocket("/control")
-    async def control(websocket: WebSocket) -> None:
-        await hub.serve(websocket)
 
     @router.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
@@ -136,7 +154,7 @@ def commands_router(hub: ControlHub, auth: WebAuth) -> APIRouter:
                 )
                 return True
 
-        if not await anyio.to_thread.run_sync(owned):
+        if not await asyncio.to_thread(owned):
             raise ControlCommandRefused(
                 f"connector {connector_id[:64]!r} is not one of {admin.organisation.name!r}"
             )
@@ -160,6 +178,7 @@ def install_control(
     """
     hub = ControlHub(services, settings or ControlSettings.from_env())
     app.state.control = hub
+    app.add_middleware(ControlEndpoint, hub=hub)
     app.include_router(control_router(hub))
     app.include_router(commands_router(hub, services.auth))
     _watch_ca_list(services, hub.ca_list_committed)

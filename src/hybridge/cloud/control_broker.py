@@ -123,8 +123,8 @@ class RedisBroker:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            # gather: a suppressed CancelledError could be the cancellation of our caller.
+            await asyncio.gather(self._task, return_exceptions=True)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()

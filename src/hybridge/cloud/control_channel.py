@@ -15,14 +15,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from hybridge.cloud import control_metrics as metrics
 from hybridge.cloud import control_store
 from hybridge.cloud.control_settings import ControlSettings
-from hybridge.cloud.mtls import ConnectorAuthError, authenticate_connector, peer_certificate
+from hybridge.cloud.mtls import (
+    ConnectorAuthError,
+    authenticate_connector,
+    peer_certificate_from_der,
+    peer_der,
+)
 from hybridge.cloud.services import CloudServices
 from hybridge.core.control import (
     Ack,
@@ -89,18 +93,41 @@ class ChannelProtocol:
     # -- one connection ---------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
-        """Run one connector's channel until it closes."""
+        """Run one connector's channel until it closes.
+
+        Memory: this coroutine lives as long as the connection, so everything that is only
+        needed to open the channel (the certificate, the hello, the database row) lives in
+        ``_open``'s frame and is gone once the channel runs; a channel holds its socket and
+        a few scalars (see bench/push_fanout.py for what one connection costs).
+        """
+        channel = await self._open(websocket)
+        if channel is None:
+            return
+        try:
+            await self._receive_loop(channel)
+        finally:
+            connector_id = channel.connector_id
+            if self.channels.get(connector_id) is channel:
+                del self.channels[connector_id]
+                self._record("offline", connector_id, self._now())
+            metrics.CONNECTED.set(len(self.channels))
+
+    async def _open(self, websocket: WebSocket) -> Channel | None:
+        """Accept, authenticate, read the hello, register and welcome; ``None`` if refused."""
         await websocket.accept()
-        cert = peer_certificate(websocket.state)
         now = self._now()
+        der = peer_der(websocket.state)
 
         def authenticate() -> control_store.ConnectorFacts | None:
+            cert = peer_certificate_from_der(der)
             with self.services.database.transaction() as session:
                 connector_id = authenticate_connector(session, cert, self.services.keys, now)
                 return control_store.connector_facts(session, connector_id)
 
         try:
-            facts = await anyio.to_thread.run_sync(authenticate)
+            # asyncio's thread helper, not anyio's: uvicorn may cancel this task at shutdown
+            # and anyio's shielded wait could swallow that cancellation.
+            facts = await asyncio.to_thread(authenticate)
         except ConnectorAuthError as exc:
             # mtls names a refused *connector* as "connector '<id>' is <status>"; anything
             # else is a certificate that does not authenticate at all.
@@ -108,23 +135,21 @@ class ChannelProtocol:
             metrics.REFUSED_CONNECTIONS.labels(str(code)).inc()
             log.info("control: connection refused (%d): %s", code, exc)
             await close_websocket(websocket, code, str(exc))
-            return
+            return None
         assert facts is not None  # authenticate_connector found the row
         try:
-            first = await asyncio.wait_for(_receive(websocket), self.settings.hello_timeout)
+            hello = await asyncio.wait_for(_receive(websocket), self.settings.hello_timeout)
         except TimeoutError:
             await close_websocket(websocket, CLOSE_TIMEOUT, "no hello in time")
-            return
-        if first is None:
-            return
-        if not isinstance(first, Hello):
+            return None
+        except ControlError as exc:
+            await close_websocket(websocket, CLOSE_PROTOCOL, f"{exc.reason}: {exc}")
+            return None
+        if hello is None:
+            return None
+        if not isinstance(hello, Hello):
             await close_websocket(websocket, CLOSE_PROTOCOL, "the first frame must be a hello")
-            return
-        await self._run_channel(websocket, facts, first)
-
-    async def _run_channel(
-        self, websocket: WebSocket, facts: control_store.ConnectorFacts, hello: Hello
-    ) -> None:
+            return None
         connector_id = facts.connector_id
         channel = Channel(
             connector_id, websocket, facts.trust_mode, hello.installed_seq, time.monotonic()
@@ -136,11 +161,10 @@ class ChannelProtocol:
             await close_websocket(
                 previous.websocket, CLOSE_REPLACED, "replaced by a newer connection"
             )
-        now = self._now()
         self._record(
             "online",
             connector_id,
-            now,
+            self._now(),
             version=hello.version,
             status=hello.status,
             alarms=hello.alarms,
@@ -154,24 +178,15 @@ class ChannelProtocol:
         )
         await channel.send(encode_message(welcome))
         await self._push_if_behind(channel)  # catch-up after a time offline
-        try:
-            await self._receive_loop(channel)
-        finally:
-            if self.channels.get(connector_id) is channel:
-                del self.channels[connector_id]
-                self._record("offline", connector_id, self._now())
-            metrics.CONNECTED.set(len(self.channels))
+        return channel
 
     async def _receive_loop(self, channel: Channel) -> None:
+        # No timeout per receive (a timer and a future per connection): the hub's liveness
+        # sweep closes channels silent for ``liveness_timeout`` (``close_silent``).
         websocket = channel.websocket
         while True:
             try:
-                message = await asyncio.wait_for(
-                    _receive(websocket), self.settings.liveness_timeout
-                )
-            except TimeoutError:
-                await close_websocket(websocket, CLOSE_TIMEOUT, "no heartbeat in time")
-                return
+                message = await _receive(websocket)
             except ControlError as exc:
                 await close_websocket(websocket, CLOSE_PROTOCOL, f"{exc.reason}: {exc}")
                 return
@@ -228,6 +243,14 @@ class ChannelProtocol:
                 await close_websocket(websocket, CLOSE_PROTOCOL, "unexpected frame")
                 return
             channel.last_frame = arrived
+
+    async def close_silent(self) -> int:
+        """Close every channel silent for ``liveness_timeout``; returns how many."""
+        horizon = time.monotonic() - self.settings.liveness_timeout
+        silent = [c for c in self.channels.values() if c.last_frame < horizon]
+        for channel in silent:
+            await close_websocket(channel.websocket, CLOSE_TIMEOUT, "no heartbeat in time")
+        return len(silent)
 
 
 async def _receive(websocket: WebSocket) -> Any:

@@ -57,6 +57,17 @@ class ControlHub(ChannelProtocol):
 
     # -- lifecycle --------------------------------------------------------------------
 
+    def reconfigure(self, settings: ControlSettings) -> None:
+        """Use ``settings`` instead of those given at construction (``cloud serve``'s flags).
+
+        Raises:
+            RuntimeError: the hub has started already.
+        """
+        if self._tasks:
+            raise RuntimeError("the control hub is running; settings can change before start")
+        self.settings = settings
+        self._broker = make_broker(settings.redis_url)
+
     async def start(self) -> None:
         """Subscribe to the broker and start the poll and the batch writer."""
         self._loop = asyncio.get_running_loop()
@@ -65,14 +76,15 @@ class ControlHub(ChannelProtocol):
         self._tasks = [
             asyncio.create_task(self._poll_loop(), name="control-poll"),
             asyncio.create_task(self._writer_loop(), name="control-writer"),
+            asyncio.create_task(self._liveness_loop(), name="control-liveness"),
         ]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not suppress(CancelledError) around each await: if the task running stop()
+        # is itself cancelled meanwhile, suppress would swallow that cancellation too.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._broker.close()
         await self._flush()
         with contextlib.suppress(Exception):
@@ -170,6 +182,19 @@ class ControlHub(ChannelProtocol):
                 raise
             except Exception:
                 log.exception("control: poll failed")
+
+    async def _liveness_loop(self) -> None:
+        # One sweep for every channel instead of a timeout on each receive (a timer and a
+        # future per connection); a dead peer is closed within ~1.25 x the liveness timeout.
+        every = max(0.5, self.settings.liveness_timeout / 4)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.close_silent()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("control: liveness sweep failed")
 
     async def _check_statuses(self) -> None:
         """Close channels of connectors deregistered or revoked since they connected."""

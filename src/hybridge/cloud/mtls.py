@@ -49,10 +49,30 @@ class PeerCertH11Protocol(H11Protocol):
         self.app_state = {**self.app_state, PEER_STATE_KEY: der}
 
 
+def peer_der(state: Any) -> bytes | None:
+    """The DER client certificate of the request's connection, or ``None``."""
+    der = getattr(state, PEER_STATE_KEY, None)
+    return der if isinstance(der, bytes) and der else None
+
+
+def peer_certificate_from_der(der: bytes | None) -> x509.Certificate | None:
+    """``der`` parsed, or ``None`` when there is none.
+
+    Raises:
+        ConnectorAuthError: the bytes are not a DER certificate (the handshake accepted it,
+            so this is a bug or an attack on the plumbing, refused all the same).
+    """
+    if not der:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise ConnectorAuthError("the client certificate cannot be parsed") from exc
+
+
 def peer_certificate(state: Any) -> x509.Certificate | None:
     """The client certificate of the request's connection, or ``None``."""
-    der = getattr(state, PEER_STATE_KEY, None)
-    return x509.load_der_x509_certificate(der) if der else None
+    return peer_certificate_from_der(peer_der(state))
 
 
 def authenticate_connector(

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hybridge.cloud.callservice_settings import CallServiceSettings
 from hybridge.storage.db import sqlite_url
 from hybridge.web.auth import WebSettings
 from hybridge.web.clock import Clock, system_clock
@@ -35,6 +36,8 @@ class CloudSettings:
     clock: Clock = system_clock
     code_lifetime: dt.timedelta = CODE_LIFETIME
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    #: The call-service SIP peer; ``None``: the cloud runs without it (no --sip-port).
+    callservice: CallServiceSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith("https://") or self.base_url.endswith("/"):

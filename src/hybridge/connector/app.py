@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from hybridge import __version__
+from hybridge.connector.calendar_views import install_calendar
 from hybridge.connector.cloudlink import CloudLink, TransportWrapper
 from hybridge.connector.control import install_control
 from hybridge.connector.credentials import CredentialStore
@@ -17,6 +18,7 @@ from hybridge.connector.registration import RegistrationService
 from hybridge.connector.registration_views import registration_router
 from hybridge.connector.services import ConnectorServices
 from hybridge.connector.settings import ConnectorSettings
+from hybridge.connector.traversal_views import install_traversal
 from hybridge.connector.trust_views import trust_router
 from hybridge.storage.db import open_database, sqlite_url
 from hybridge.truststore import AnchorNotFound, open_trust_store
@@ -80,7 +82,9 @@ def create_app(
     app.include_router(trust_router(auth))
     app.include_router(registration_router(auth))
     install_control(app, services)
-    install_exchange(app, services, vault)
+    exchange = install_exchange(app, services, vault)
+    install_calendar(app, services, vault, exchange)
+    install_traversal(app, services, vault)
 
     @app.get("/")
     def home() -> Response:

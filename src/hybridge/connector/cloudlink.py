@@ -151,6 +151,18 @@ class CloudLink:
             finally:
                 flow.close()
 
+    def session(
+        self, cloud_url: str, *, use: TrustUse, identity: ClientIdentity | None = None
+    ) -> CloudSession:
+        """A verified client kept open for many flows (keep-alive: one TLS handshake, not
+        one per request), for callers that talk to the cloud often (the calendar link).
+
+        The anchors are read now: a session must be short-lived (its owner replaces it
+        after a while) so that a changed trust store governs the next connections.
+        """
+        client, anchors = self._client(use, identity)
+        return CloudSession(self, client, cloud_url, use, anchors)
+
     def _translate(
         self,
         cloud_url: str,
@@ -203,3 +215,36 @@ class CloudLink:
             ),
             needed,
         )
+
+
+class CloudSession:
+    """One verified HTTPS client to the cloud, for several flows (see ``CloudLink.session``).
+
+    Not thread-safe to close while in use: give each thread its own.
+    """
+
+    def __init__(
+        self,
+        link: CloudLink,
+        client: httpx.Client,
+        cloud_url: str,
+        use: TrustUse,
+        anchors: tuple[x509.Certificate, ...],
+    ) -> None:
+        self.cloud_url = cloud_url
+        self._link = link
+        self._client = client
+        self._use = use
+        self._anchors = anchors
+
+    def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` over the kept client; raises as ``CloudLink.run`` does."""
+        try:
+            return run_flow(flow, self._client)
+        except httpx.TransportError as exc:
+            raise self._link._translate(self.cloud_url, self._use, self._anchors, exc) from exc
+        finally:
+            flow.close()
+
+    def close(self) -> None:
+        self._client.close()

@@ -29,13 +29,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -54,6 +52,7 @@ from hybridge.connector.control_link import (
     checked_connection,
     tls_context,
 )
+from hybridge.connector.control_views import control_router
 from hybridge.connector.credentials import CredentialStore, Registration
 from hybridge.core.control import (
     MAX_CLOUD_FRAME,
@@ -77,7 +76,6 @@ from hybridge.core.tlsverify import Refused
 from hybridge.storage.db import Database
 from hybridge.tls.errors import TlsError
 from hybridge.truststore import TrustStore, TrustStoreError, TrustUse
-from hybridge.web.sessions import WebSession
 
 __all__ = ["ChannelError", "ChannelSettings", "ChannelStatus", "ControlClient", "install_control"]
 
@@ -108,6 +106,15 @@ class ControlClient:
         self.status = ChannelStatus(heartbeat_interval=self.settings.heartbeat_interval)
         self._attempt = 0
         self._alarmed = False
+        #: Handlers of further commands by name (the calendar service's, ...): called in a
+        #: worker thread after the command verified, answered with an Ack.
+        self.command_handlers: dict[str, Callable[[Command], None]] = {}
+
+    def reconfigure(self, settings: ChannelSettings) -> None:
+        """Use ``settings`` instead of those given at construction (``connector serve``'s
+        flags); call before the channel runs."""
+        self.settings = settings
+        self.status.heartbeat_interval = settings.heartbeat_interval
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class ControlClient:
             self._update_alarms()
             delay = self.settings.backoff.delay(self._attempt, random.random())  # noqa: S311 - jitter, not a secret
             self._attempt += 1
+            self.status.attempt = self._attempt
+            self.status.next_attempt_at = time.time() + delay
             metrics.RECONNECTS.inc()
             await asyncio.sleep(delay)
             self._update_alarms()
@@ -215,6 +224,7 @@ class ControlClient:
 
     async def _hello(self, registration: Registration) -> Hello:
         installed = await asyncio.to_thread(self.store.installed_cloud_sequence)
+        self.status.installed_seq = installed
         return Hello(
             self.version,
             installed,
@@ -231,10 +241,12 @@ class ControlClient:
         if not isinstance(first, Welcome) or first.connector_id != registration.connector_id:
             raise ChannelError("the cloud did not answer the hello with our welcome")
         self.status.heartbeat_interval = first.heartbeat_interval
+        self.status.cloud_seq = first.current_seq
         self.status.set("connected")
         self.status.connections += 1
         self.status.unreachable_since = None
-        self._attempt = 0
+        self.status.next_attempt_at = None
+        self._attempt = self.status.attempt = 0
         self._update_alarms()
         metrics.CONNECTED.set(1)
         log.info("connector.control_connected", cloud=registration.cloud_url)
@@ -260,21 +272,34 @@ class ControlClient:
         while True:
             await asyncio.sleep(self.status.heartbeat_interval)
             installed = await asyncio.to_thread(self.store.installed_cloud_sequence)
+            self.status.installed_seq = installed
             beat = Heartbeat(
                 self.version,
                 installed,
                 "degraded" if self.status.alarms else "ok",
                 tuple(self.status.alarms),
             )
-            with contextlib.suppress(ConnectionClosed):
+            try:
                 await websocket.send(encode_message(beat))
                 metrics.HEARTBEATS.inc()
+                self.status.last_heartbeat_sent = time.time()
+                # RFC 6455 §5.5.2: the cloud's WebSocket layer answers a ping once it has
+                # read everything before it, the heartbeat included: its acknowledgement.
+                pong = await websocket.ping()
+                await asyncio.wait_for(pong, self.status.heartbeat_interval)
+                self.status.last_heartbeat_acked = time.time()
+            except TimeoutError:
+                log.info("connector.control_heartbeat_unacknowledged")
+            except ConnectionClosed:
+                return
 
     async def _on_push(self, websocket: Any, push: Push, registration: Registration) -> None:
         outcome = await asyncio.to_thread(
             apply_push, push.manifest, registration, self.store, self.clock()
         )
         answer = outcome.answer
+        if isinstance(answer, Ack):
+            self.status.installed_seq = outcome.sequence
         self.status.last_push = {
             "at": time.time(),
             "sequence": outcome.sequence,
@@ -320,30 +345,17 @@ class ControlClient:
                 await websocket.send(encode_message(Ack(command_id=command.command_id)))
             self.status.set("not_registered")
             return True
+        elif command.name in self.command_handlers:
+            await asyncio.to_thread(self.command_handlers[command.name], command)
+            await websocket.send(encode_message(Ack(command_id=command.command_id)))
         return False
-
-
-def control_router(client: ControlClient, admin: Any) -> APIRouter:
-    router = APIRouter()
-
-    Admin = Annotated[WebSession, Depends(admin)]
-
-    @router.get("/api/control")
-    def channel_status(_admin: Admin) -> JSONResponse:
-        return JSONResponse(client.status.view())
-
-    @router.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        # Counts and states only: no id, no fingerprint, no secret.
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return router
 
 
 def install_control(
     app: FastAPI, services: Any, settings: ChannelSettings | None = None
 ) -> ControlClient:
-    """Run the channel with the connector app; add ``/api/control`` and ``/metrics``.
+    """Run the channel with the connector app; add ``/control`` (the channel's page),
+    ``/api/control`` and ``/metrics`` (``control_views``).
 
     ``services`` is the app's ``ConnectorServices``. Raises ValueError on a bad
     ``HYBRIDGE_CONTROL_*`` value.
@@ -357,7 +369,9 @@ def install_control(
         settings=settings or ChannelSettings.from_env(),
     )
     app.state.control = client
-    app.include_router(control_router(client, services.auth.current_admin))
+    app.include_router(
+        control_router(client.status.view, services.auth.current_admin, services.templates)
+    )
     services.templates.env.globals["control_status"] = client.status.view
     inner = app.router.lifespan_context
 
@@ -369,8 +383,9 @@ def install_control(
                 yield state
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # gather, not suppress(CancelledError): a suppressed CancelledError could be the
+            # cancellation of the lifespan task itself, which must not be swallowed.
+            await asyncio.gather(task, return_exceptions=True)
 
     app.router.lifespan_context = lifespan
     return client

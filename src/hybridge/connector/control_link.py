@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from websockets.asyncio.client import ClientConnection
@@ -49,6 +49,12 @@ class ChannelSettings:
     #: Until the cloud's welcome says otherwise.
     heartbeat_interval: float = 30.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.alarm_after <= 30 * 86400:
+            raise ValueError(
+                f"offline alarm delay {self.alarm_after!r}; 0 < seconds <= 2592000 (30 days)"
+            )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ChannelSettings:
         """Raises ValueError when a value is not a positive number (or base > cap)."""
@@ -64,31 +70,49 @@ class ChannelSettings:
 
 @dataclass
 class ChannelStatus:
-    """What the dashboard and ``/api/control`` show (no secret in it)."""
+    """What the dashboard and ``/api/control`` show (no secret in it). Times are POSIX
+    seconds (UTC), ``None`` until the event first happens."""
 
     state: str = "starting"
     since: float = field(default_factory=time.time)
     last_error: str | None = None
     unreachable_since: float | None = None
+    #: When the next connection attempt is due while reconnecting (back-off).
+    next_attempt_at: float | None = None
+    attempt: int = 0
     alarms: list[str] = field(default_factory=list)
     last_push: dict[str, Any] | None = None
     connections: int = 0
     heartbeat_interval: float = 30.0
+    last_heartbeat_sent: float | None = None
+    #: The cloud answered the WebSocket ping sent right after the heartbeat: it has read
+    #: the heartbeat (frames arrive in order on the one TCP stream).
+    last_heartbeat_acked: float | None = None
+    installed_seq: int | None = None
+    #: The cloud's current CA-list sequence at the last welcome.
+    cloud_seq: int | None = None
 
     def set(self, state: str) -> None:
         if state != self.state:
             self.state, self.since = state, time.time()
 
     def view(self) -> dict[str, Any]:
+        """A JSON-ready copy (``GET /api/control``)."""
         return {
             "state": self.state,
             "since": self.since,
             "last_error": self.last_error,
             "unreachable_since": self.unreachable_since,
+            "next_attempt_at": self.next_attempt_at if self.state == "offline" else None,
+            "attempt": self.attempt,
             "alarms": list(self.alarms),
-            "last_push": self.last_push,
+            "last_push": dict(self.last_push) if self.last_push else None,
             "connections": self.connections,
             "heartbeat_interval": self.heartbeat_interval,
+            "last_heartbeat_sent": self.last_heartbeat_sent,
+            "last_heartbeat_acked": self.last_heartbeat_acked,
+            "installed_seq": self.installed_seq,
+            "cloud_seq": self.cloud_seq,
         }
 
 
@@ -100,7 +124,9 @@ def checked_connection(
     class _CheckedConnection(ClientConnection):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
-            assert isinstance(transport, asyncio.Transport)
+            # uvloop's SSL transport (uvicorn's default loop once uvloop is installed) has
+            # the Transport API without subclassing asyncio.Transport: no isinstance check.
+            transport = cast(asyncio.Transport, transport)
             conn = transport.get_extra_info("ssl_object")
             verdict = (
                 check_peer(

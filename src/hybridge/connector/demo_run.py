@@ -1,4 +1,4 @@
-"""``hybridge demo --full``: the cloud and the connector as two real processes on loopback.
+"""``hybridge demo --full``: the cloud, the connector and the edge as real processes on loopback.
 
 The same launcher starts both roles for the end-to-end tests: a role is ``hybridge cloud
 serve`` / ``hybridge connector serve`` in a child process (the roles meet only over HTTPS,
@@ -10,7 +10,10 @@ Layout of the work directory::
     WORK/pki/        the demo PKI (``hybridge pki init-demo``)
     WORK/cloud/      the cloud's data directory
     WORK/connector/  the connector's data directory
+    WORK/edge/       the edge's data directory (``hybridge.demo.edge_run`` prepares it)
     WORK/*.log       each role's output
+
+The edge, the demo PBX and the test call across them live in ``hybridge.demo.edge_run``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -139,6 +143,8 @@ class DemoStack:
     connector: RoleProcess
     cloud_admins: dict[str, str] = field(default_factory=dict)
     connector_admins: dict[str, str] = field(default_factory=dict)
+    #: The edge and the demo PBX (``hybridge.demo.edge_run.CallPath``), once started.
+    call_path: Any = None
 
     @property
     def cloud_dir(self) -> Path:
@@ -149,6 +155,8 @@ class DemoStack:
         return self.work / "connector"
 
     def stop(self) -> None:
+        if self.call_path is not None:
+            self.call_path.stop()
         for role in (self.connector, self.cloud):
             role.stop()
 
@@ -162,11 +170,15 @@ def start_cloud(
     key: Path | None = None,
     cert_ca: Path | None = None,
     env: dict[str, str] | None = None,
+    sip_port: int | None = None,
+    sip_trust: Path | None = None,
 ) -> RoleProcess:
     """Start ``hybridge cloud serve`` on 127.0.0.1 with the demo PKI.
 
     ``cert``/``key`` replace the demo server certificate; ``cert_ca`` is then a CA file that
-    verifies it, for the readiness probe.
+    verifies it, for the readiness probe. ``sip_port`` also runs the call service's SIP
+    peer there, with the demo ``callservice.hybridge.test`` certificate (``sip_trust``: the
+    CA file edges must chain to; default the cloud's CA list).
     """
     port = port or free_port()
     url = f"https://localhost:{port}"
@@ -183,6 +195,11 @@ def start_cloud(
         "--list-signing-key", str(pki.list_signing_key),
         "--ca-roots", str(pki.cloud_ca_roots),
     ]  # fmt: skip
+    if sip_port is not None:
+        args += ["--sip-port", str(sip_port), "--callservice-cert", str(pki.callservice_cert),
+                 "--callservice-key", str(pki.callservice_key)]  # fmt: skip
+        if sip_trust is not None:
+            args += ["--sip-trust", str(sip_trust)]
     root = cert_ca or pki.root_ca
     return start_role("cloud", args, url, root, work / "cloud.log", env=env or dict(os.environ))
 
@@ -227,7 +244,12 @@ def create_connector_admin(work: Path, login: str, password: str) -> None:
 
 
 def start_stack(
-    work: Path, *, cloud_port: int | None = None, connector_port: int | None = None
+    work: Path,
+    *,
+    cloud_port: int | None = None,
+    connector_port: int | None = None,
+    sip_port: int | None = None,
+    sip_trust: Path | None = None,
 ) -> DemoStack:
     """Demo PKI, both roles, and one demo admin on each side (random passwords).
 
@@ -240,7 +262,7 @@ def start_stack(
     connector_password = secrets.token_urlsafe(12)
     create_cloud_admin(work, "Demo Org", "admin@demo.test", cloud_password)
     create_connector_admin(work, "admin", connector_password)
-    cloud = start_cloud(work, pki, port=cloud_port)
+    cloud = start_cloud(work, pki, port=cloud_port, sip_port=sip_port, sip_trust=sip_trust)
     try:
         connector = start_connector(work, pki, port=connector_port)
     except DemoRunError:
@@ -256,45 +278,106 @@ def start_stack(
     )
 
 
-def run_full_demo(work: Path, *, cloud_port: int = 8443, connector_port: int = 9443) -> None:
-    """Start the stack, print what a new user needs, wait for Ctrl-C, stop both roles."""
+def run_full_demo(
+    work: Path,
+    *,
+    cloud_port: int = 8443,
+    connector_port: int = 9443,
+    sip_port: int = 5063,
+    edge_cloud_port: int = 5062,
+    edge_traversal_port: int = 7001,
+    premises_port: int = 5070,
+) -> None:
+    """Start the three roles and the demo PBX, place a test call, print what a new user
+    needs, wait for Ctrl-C, stop everything."""
+    # The call path lives outside the connector package (it starts the edge and the PBX);
+    # imported here, when the demo runs, since it builds on this module.
+    from hybridge.demo.edge_run import (
+        describe_call,
+        place_test_call,
+        prepare_org_edge,
+        start_call_path,
+    )
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (a service manager, ``kill``) stops every role like Ctrl-C does, from the
+    # start: the roles' setup takes a while, and a stop meanwhile must not orphan them.
+    signal.signal(signal.SIGTERM, _stop)
     print(f"starting the demo in {work} ...", flush=True)
     # The demo PKI is kept between runs (a root imported into a browser stays valid); the
     # roles' data starts afresh, so every run begins unregistered with new demo passwords.
-    for stale in ("cloud", "connector"):
+    for stale in ("cloud", "connector", "edge", "edge-identity"):
         shutil.rmtree(work / stale, ignore_errors=True)
-    stack = start_stack(work, cloud_port=cloud_port, connector_port=connector_port)
+    pki, _ = init_demo_pki(work / "pki")
+    identity, sip_trust = prepare_org_edge(work, pki)
+    stack = start_stack(
+        work,
+        cloud_port=cloud_port,
+        connector_port=connector_port,
+        sip_port=sip_port,
+        sip_trust=sip_trust,
+    )
+    try:
+        stack.call_path = start_call_path(
+            work, stack.pki, identity, callservice_port=sip_port, edge_cloud_port=edge_cloud_port,
+            edge_traversal_port=edge_traversal_port, premises_port=premises_port,
+        )  # fmt: skip
+        # The traversal client dials the edge a moment after it is configured: retry.
+        attempts = 15 if stack.call_path.traversal_configured else 1
+        report = place_test_call(work, stack.pki, trust=sip_trust, attempts=attempts)
+        call_text = describe_call(report, stack.call_path)
+    except (HybridgeError, OSError) as exc:
+        call_text = f"Test call: not placed, the call path did not start: {exc}"
+    except BaseException:
+        stack.stop()
+        raise
+    manual_note = (
+        "\n Its trust store holds one manual anchor already: the demo organisation's own edge "
+        "CA,\n uploaded so that its traversal client can verify the edge before registration."
+        if stack.call_path is not None and stack.call_path.traversal_configured
+        else ""
+    )
     ((cloud_login, cloud_password),) = stack.cloud_admins.items()
     ((connector_login, connector_password),) = stack.connector_admins.items()
+    edge_line = (
+        f"  Edge                cloud zone 127.0.0.1:{edge_cloud_port}, traversal zone "
+        f"127.0.0.1:{edge_traversal_port}\n  Cloud call service  sips:127.0.0.1:{sip_port} "
+        f"(callservice.hybridge.test)\n"
+        if stack.call_path is not None
+        else ""
+    )
     print(
         f"""
-Hybridge demo is running (Ctrl-C stops both roles).
+Hybridge demo is running (Ctrl-C stops every role).
 
   Connector admin UI  {stack.connector.url}
       login {connector_login}   password {connector_password}
   Cloud portal        {stack.cloud.url}
       login {cloud_login}   password {cloud_password}
+{edge_line}
+{call_text}
+
+Place it again: hybridge cloud call --data-dir {stack.cloud_dir} --org "Demo Org"
+  --to sip:alice@premises.hybridge.test --trust {sip_trust}
+  --callservice-cert {stack.pki.callservice_cert} --callservice-key {stack.pki.callservice_key}
 
 Your browser does not know the demo root CA: accept the certificate warning for both
 URLs once, or import {stack.pki.root_ca} as a trusted authority.
 (The connector itself trusts the cloud only through its bootstrap set:
- {stack.pki.bootstrap_bundle}.)
+ {stack.pki.bootstrap_bundle}.{manual_note})
 
 Try it: open the connector, log in, go to "Cloud registration", enter
 {stack.cloud.url}, keep "Let the cloud manage this connector's CA certificates"
 ticked, press Register, log in on the portal, compare the key fingerprint, Approve.
 Back on the connector, the trust store lists the cloud's CA certificates.
 
-Logs: {stack.cloud.log_path}  {stack.connector.log_path}
+Logs: {stack.cloud.log_path}  {stack.connector.log_path}  {work / "edge.log"}
 """,
         flush=True,
     )
 
-    def _stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM (a service manager, ``kill``) stops both roles like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _stop)
     try:
         while stack.cloud.process.poll() is None and stack.connector.process.poll() is None:
             time.sleep(0.5)

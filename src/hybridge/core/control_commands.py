@@ -43,7 +43,7 @@ from hybridge.core.control import MAX_TEXT, ControlError
 
 COMMAND_TYPE = "hybridge-control+jwt"
 #: Commands the connector knows. Anything else is refused (and logged) by name.
-COMMANDS = frozenset({"refresh_trust", "deregister", "ping"})
+COMMANDS = frozenset({"refresh_trust", "deregister", "ping", "calendar_users_changed"})
 #: A command older than this is refused (seconds); it is delivered within seconds or never.
 DEFAULT_COMMAND_MAX_AGE = 300
 #: Clock skew tolerated on ``iat`` (seconds), as for manifests.

@@ -338,3 +338,53 @@ def init_demo_pki(directory: Path, *, now: dt.datetime | None = None) -> tuple[D
     except OSError as exc:
         raise DemoPkiError(f"cannot write the demo PKI in {str(directory)!r}: {exc}") from exc
     return pki, True
+
+
+ORG_EDGE_CA_NAME = "Hybridge Demo Organisation Edge CA"
+
+
+@dataclass(frozen=True)
+class OrgEdgeIdentity:
+    """An organisation's own CA and the edge certificate it issued (``issue_org_edge``)."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "org-edge-ca.pem"
+
+    @property
+    def edge_cert(self) -> Path:
+        return self.directory / "edge.pem"
+
+    @property
+    def edge_key(self) -> Path:
+        return self.directory / "edge.key"
+
+
+def issue_org_edge(directory: Path, *, now: dt.datetime | None = None) -> OrgEdgeIdentity:
+    """An organisation's private CA and its edge's certificate, in ``directory``.
+
+    The demo's edge uses these rather than the demo PKI's ``edge/server.pem``: the connector
+    must trust the edge before it is registered, and an organisation uploading its own CA
+    by hand (the seed's manual upload) says so honestly, while the demo root reaches the
+    connector through the cloud's push, as registration shows. Writes ``org-edge-ca.pem``,
+    ``edge.pem`` (``edge.hybridge.test``, serverAuth + clientAuth, then the CA) and
+    ``edge.key`` (0600); the CA's key is not kept. Never overwrites a file.
+
+    Raises:
+        DemoPkiError: a file exists already, or the directory cannot be written.
+    """
+    identity = OrgEdgeIdentity(directory)
+    when = now or dt.datetime.now(dt.UTC)
+    try:
+        ca = _ca(ORG_EDGE_CA_NAME, when, None, path_length=0)
+        edge = _leaf((EDGE_DNS,), (), ca, when, client_auth=True)
+        _write(identity.ca_cert, _pem(ca[0]))
+        _write(identity.edge_cert, _pem(edge[0], ca[0]))
+        _write(identity.edge_key, _key_pem(edge[1]), secret=True)
+    except OSError as exc:
+        raise DemoPkiError(
+            f"cannot write the organisation's edge identity in {str(directory)!r}: {exc}"
+        ) from exc
+    return identity

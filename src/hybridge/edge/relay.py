@@ -24,6 +24,13 @@ What the relay does to a request, in RFC 3261 §16 order:
   steer a response into another peer's connection. A response is routed by that id back
   over the very TLS connection its request arrived on.
 
+Two paths, one result: ``on_frame`` is the fast path for plain messages — it reads the
+few headers it needs from a lazy view (``core.sip.lazy.scan_head``) and splices our Via,
+Record-Route and Max-Forwards into the received bytes; anything it does not handle (a Route,
+Proxy-Require, a local answer, a drop, an odd shape) returns None and the server parses the
+message with the full codec for ``on_request``/``on_response``, the reference. Where the
+fast path acts, its action equals the full path's byte for byte (property-tested).
+
 Not done (by design of a stateless element): ``received``/``rport`` on the incoming Via
 (responses follow the connection, never the Via's address), loop detection beyond
 Max-Forwards (the edge only ever forwards from one side to the other).
@@ -33,11 +40,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hybridge.core.sip import HeaderField, Request, Response, SipError, serialize
+from hybridge.core.sip import (
+    Frame,
+    HeaderField,
+    Request,
+    Response,
+    SipError,
+    scan_head,
+    serialize,
+)
 
 #: RFC 3261 §8.1.1.7: every branch we create starts with the magic cookie.
 MAGIC_COOKIE = "z9hG4bK"
@@ -47,6 +63,8 @@ DEFAULT_MAX_FORWARDS = 70
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE"
 _EDGE_TAG = "hb-edge"
+_DIALOG_CREATING_BYTES = frozenset(m.encode() for m in _DIALOG_CREATING)
+_MAC_CACHE_SIZE = 4096
 
 
 class Side(StrEnum):
@@ -107,11 +125,34 @@ class Relay:
         self.ports = dict(ports)
         self._key = key or secrets.token_bytes(32)
         self._host_lower = host.lower().strip("[]")
+        self._macs: dict[int, str] = {}
+        # The fast path's constant pieces, built once (``on_frame``).
+        self._via_prefix = {
+            out: f"Via: SIP/2.0/TLS {self._sent_by(out)};branch={MAGIC_COOKIE}-hb".encode()
+            for out in ports
+        }
+        self._host_bytes = self._host_lower.encode()
+        self._record_route_lines = {
+            out: f"Record-Route: {self.record_route_uri(out)}".encode() for out in ports
+        }
+        sent_by = "|".join(re.escape(self._sent_by(out)) for out in ports)
+        # Exactly the Via ``via_for`` writes: a response whose top Via has any other shape
+        # is left to ``on_response`` (which drops it or relays it) on the full codec.
+        self._our_via_re = re.compile(
+            rf"SIP/2\.0/TLS (?:{sent_by});branch={MAGIC_COOKIE}-hb[0-9a-f]{{24}}"
+            rf";hbc=([0-9]+)\.([0-9a-f]{{12}})".encode()
+        )
 
     # -- our own header values ---------------------------------------------------------
 
     def _mac(self, conn_id: int) -> str:
-        return hmac.new(self._key, str(conn_id).encode(), hashlib.sha256).hexdigest()[:12]
+        mac = self._macs.get(conn_id)
+        if mac is None:
+            if len(self._macs) >= _MAC_CACHE_SIZE:
+                self._macs.clear()  # a bound on memory; recomputing is cheap
+            mac = hmac.new(self._key, str(conn_id).encode(), hashlib.sha256).hexdigest()[:12]
+            self._macs[conn_id] = mac
+        return mac
 
     def _sent_by(self, side: Side) -> str:
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
@@ -172,8 +213,8 @@ class Relay:
             return False
         return any(p.split("=", 1)[0].lower() == "hbr" for p in params.split(";"))
 
-    def _addressed_to_edge(self, request: Request) -> bool:
-        scheme, _, rest = request.uri.partition(":")
+    def _addressed_to_edge(self, uri: str) -> bool:
+        scheme, _, rest = uri.partition(":")
         if scheme.lower() not in ("sip", "sips"):
             return False
         hostport = rest.rpartition("@")[2].split(";", 1)[0]
@@ -197,7 +238,7 @@ class Relay:
             if (
                 request.method == "OPTIONS"
                 and not request.route
-                and (self._addressed_to_edge(request) or request.max_forwards == 0)
+                and (self._addressed_to_edge(request.uri) or request.max_forwards == 0)
             ):
                 # RFC 3261 §11.2 / §16.3: an OPTIONS for the edge is answered by the edge.
                 return self._local(
@@ -247,3 +288,72 @@ class Relay:
         if len(response.via) < 2:
             return Drop("response to a request the edge sent itself")
         return SendTo(int(conn_text), serialize(response.without_top_via()))
+
+    # -- the fast path ------------------------------------------------------------------
+
+    def on_frame(self, frame: Frame, *, side: Side, conn_id: int) -> Action | None:
+        """``on_request``/``on_response`` for a plain message, done by splicing its bytes.
+
+        Returns None when the message is not plain (``core.sip.lazy.scan_head``) or needs
+        anything but a forward (a local answer, a Route to pop, a drop): the caller then
+        parses the frame with the full codec and calls ``on_request``/``on_response``, which
+        decide. When it returns an action, it is byte for byte the one the full path returns
+        (``tests/unit/core/sip/test_sip_lazy.py`` holds the two to that).
+        """
+        view = scan_head(frame.head)
+        if view is None:
+            return None
+        lines = view.lines
+        if view.status:
+            # RFC 3261 §16.7 step 3: our Via on top, and the connection it names.
+            if not view.second_via:
+                return None
+            ours = self._our_via_re.fullmatch(view.via_value)
+            if ours is None:
+                return None
+            conn_text, mac = ours.groups()
+            target = int(conn_text)
+            if not hmac.compare_digest(mac.decode(), self._mac(target)):
+                return None
+            del lines[view.first_via]
+            return SendTo(target, b"\r\n".join(lines) + b"\r\n\r\n" + frame.body)
+        forwards = view.max_forwards
+        method = view.method
+        if forwards == 0:
+            return None  # §16.3 step 3: answered (483, or 200 to an OPTIONS) by on_request
+        if (
+            method == b"OPTIONS"
+            and self._host_bytes in view.uri.lower()  # cheap necessary condition first
+            and self._addressed_to_edge(view.uri.decode())
+        ):
+            return None  # §11.2: an OPTIONS for the edge is answered by on_request
+        branch = view.via_branch
+        if branch is None or not branch.startswith(b"z9hG4bK"):
+            return None  # an RFC 2543 peer: on_request hashes the fields §16.11 lists
+        out = side.other
+        # §16.6 step 3: Max-Forwards decremented in place, or added (last) as 70.
+        if forwards is None:
+            lines.append(b"Max-Forwards: %d" % DEFAULT_MAX_FORWARDS)
+        else:
+            lines[view.max_forwards_index] = b"Max-Forwards: %d" % (forwards - 1)
+        first_via = view.first_via
+        if method in _DIALOG_CREATING_BYTES and not view.to_tag:
+            # RFC 5658 §3.2: double Record-Route, outbound side on top of the inbound one.
+            at = view.first_record_route if view.first_record_route > 0 else 1
+            lines[at:at] = [self._record_route_lines[out], self._record_route_lines[side]]
+            if first_via >= at:
+                first_via += 2
+        # §16.11: the stateless branch, from the incoming top Via (see stateless_branch).
+        port = view.via_port
+        material = b"3261|%s|%s|%s" % (
+            view.via_host,
+            b"None" if port is None else b"%d" % port,
+            branch,
+        )
+        digest = hashlib.sha256(material).hexdigest()[:24]
+        lines.insert(
+            first_via,
+            b"%s%s;hbc=%d.%s"
+            % (self._via_prefix[out], digest.encode(), conn_id, self._mac(conn_id).encode()),
+        )
+        return Forward(out, b"\r\n".join(lines) + b"\r\n\r\n" + frame.body)

@@ -1,10 +1,14 @@
 """``hybridge edge serve``: the TLS listeners, the connections, and the relay between them.
 
 One asyncio loop (uvloop's, when importable: the CLI installs it). Each accepted TCP
-connection gets a TLS handshake with a deadline (our own ``loop.start_tls`` on the paused
-transport, so a failed handshake is ours to log and count, not asyncio's), then our peer
-check against the listener's zones (``identity.judge``) before a single SIP byte is read.
-Admitted connections feed a ``SipStream``; the relay's decisions are carried out here.
+connection is a ``Connection`` protocol that does its own TLS handshake with a deadline
+(``connection.py`` says why), so a failed handshake is ours to log and count; then our
+peer check against the listener's zones (``identity.judge``, with its verdict cache) before
+a single SIP byte is read. Admitted connections feed a ``SipStream``; each message takes the
+relay's fast path (``Relay.on_frame``, bytes spliced) or, when it is not plain, the full
+codec (``Relay.on_request``/``on_response``). Forwards are queued per target connection and
+written once per loop iteration, so pipelined requests from many connections cost one TLS
+record and one ``send()`` per target.
 
 Bounds on what a peer can make the edge hold or wait for:
 
@@ -15,7 +19,8 @@ Bounds on what a peer can make the edge hold or wait for:
 - ``idle_timeout`` on cloud connections without traffic (traversal connections stay up:
   the connector keeps them alive with CRLF pings, RFC 5626 §3.5.1, answered here);
 - the codec's message-size limits: a message over them closes its connection only;
-- ``max_connections``: inbound connections held at once, handshaking or admitted.
+- ``max_connections``: inbound connections held at once, handshaking or admitted;
+- ``connection.MAX_WRITE_BACKLOG``: a peer that stops reading is closed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,7 @@ import contextlib
 import functools
 import itertools
 import logging
-import ssl
-import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
@@ -36,37 +39,31 @@ from hybridge.core.sip import (
     CLOSED,
     NEED_DATA,
     PONG,
+    Frame,
     Ping,
     Request,
-    Response,
     SipError,
-    SipStream,
+    parse_frame,
     serialize,
 )
 from hybridge.core.tlsverify import AnchorSet, PeerRole, anchor_set_for
-from hybridge.edge.connection import (
-    Connection,
-    TlsStreamProtocol,
-    UnreadProtocol,
-    flush,
-    peer_label,
-)
+from hybridge.edge.connection import Connection, InboundConnection
+from hybridge.edge.dialout import CloudDialer
 from hybridge.edge.errors import EdgeSetupError
 from hybridge.edge.identity import (
     TOO_MANY_CONNECTIONS,
-    Admitted,
     Refusal,
+    VerdictCache,
     handshake_refusal,
     judge,
 )
 from hybridge.edge.metrics import EdgeMetrics
-from hybridge.edge.relay import Answer, Drop, Forward, Relay, SendTo, Side
+from hybridge.edge.relay import Action, Answer, Drop, Forward, Relay, SendTo, Side
 from hybridge.edge.settings import EdgeSettings
 from hybridge.edge.zones import Zone, ZoneKind
 from hybridge.tls import TlsError, client_context, server_context
 
 log = logging.getLogger("hybridge.edge")
-_READ_SIZE = 65_536
 
 
 class EdgeServer:
@@ -90,14 +87,20 @@ class EdgeServer:
         self.metrics = metrics or EdgeMetrics()
         self._anchor_list = tuple(anchors)
         self._anchors: AnchorSet | None = None
+        self._verdicts = VerdictCache()
         self._ids = itertools.count(1)
         self._connections: dict[int, Connection] = {}
         self._by_side: dict[Side, list[Connection]] = {Side.CLOUD: [], Side.TRAVERSAL: []}
         self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._dial_lock = asyncio.Lock()
-        self._counters: dict[tuple[Side, str], Any] = {}
         self._inbound = 0
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self._dialer = CloudDialer(self, settings, lambda: self._client_ctx)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._forwarded = {
+            side: self.metrics.messages.labels(side.value, "forwarded") for side in Side
+        }
+        self._counters: dict[tuple[Side, str], Any] = {}
         self.relay: Relay | None = None
         self.ports: dict[Side, int] = {}
 
@@ -110,13 +113,11 @@ class EdgeServer:
             )
         s = self.settings
         self._use_anchors(self._anchor_list)
+        loop = self._loop = asyncio.get_running_loop()
         for side, port in ((Side.CLOUD, s.cloud_port), (Side.TRAVERSAL, s.traversal_port)):
             try:
-                loop = asyncio.get_running_loop()
                 server = await loop.create_server(
-                    functools.partial(UnreadProtocol, functools.partial(self._accepted, side)),
-                    s.host,
-                    port,
+                    functools.partial(self._new_inbound, side), s.host, port
                 )
             except OSError as exc:
                 await self.close()
@@ -135,6 +136,7 @@ class EdgeServer:
             self.ports[Side.TRAVERSAL],
             ", ".join(z.name for z in self.traversal_zones) or "none",
         )
+        log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
 
     def _use_anchors(self, anchors: Sequence[x509.Certificate]) -> None:
         s = self.settings
@@ -148,6 +150,8 @@ class EdgeServer:
         self._server_ctx, self._client_ctx = server_ctx, client_ctx
         self._anchor_list = tuple(anchors)
         self._anchors = anchor_set_for(self._anchor_list)
+        # A verdict reached under the old anchors says nothing under the new ones.
+        self._verdicts.clear()
 
     def reload(self, zones: Sequence[Zone], anchors: Sequence[x509.Certificate]) -> int:
         """Use new zones and anchors, and re-judge every open connection under them.
@@ -164,11 +168,12 @@ class EdgeServer:
         closed = 0
         for conn in list(self._connections.values()):
             outcome = judge(
-                conn.writer.get_extra_info("ssl_object"),
+                conn.ssl_object,
                 self.dns_zones if conn.side is Side.CLOUD else self.traversal_zones,
                 anchors=self._anchors,
                 role=PeerRole.SERVER if conn.dialled else PeerRole.CLIENT,
                 limits=self.settings.chain_limits,
+                cache=self._verdicts,
             )
             if isinstance(outcome, Refusal):
                 self._close(conn, f"reload_{outcome.reason}", f"after reload: {outcome.line}")
@@ -188,9 +193,8 @@ class EdgeServer:
         for server in self._servers:
             server.close()
         for conn in list(self._connections.values()):
-            conn.writer.close()
-        for task in list(self._tasks):
-            task.cancel()
+            conn.close()
+        self._dialer.cancel()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -210,102 +214,94 @@ class EdgeServer:
         )
         self.metrics.refused.labels(side.value, refusal.reason).inc()
 
-    def _accepted(self, side: Side, transport: asyncio.Transport) -> None:
+    def _new_inbound(self, side: Side) -> Connection:
+        return InboundConnection(
+            self,
+            side,
+            self._server_ctx,
+            handshake_timeout=self.settings.handshake_timeout,
+            max_message_size=self.settings.max_message_size,
+        )
+
+    def admit_tcp(self, conn: Connection) -> bool:
+        """Count a new inbound TCP connection; False (refused, logged) past the limit."""
         if self._inbound >= self.settings.max_connections:
-            # A bound on what connecting peers can make the edge hold (handshake state,
-            # tasks): past it, refuse before any TLS work.
+            # A bound on what connecting peers can make the edge hold (handshake state):
+            # past it, refuse before any TLS work.
             self._refuse(
-                side,
-                peer_label(transport),
+                conn.side,
+                conn.label,
                 Refusal(
                     TOO_MANY_CONNECTIONS,
                     f"{self._inbound} connections are open, the limit "
                     f"(max_connections {self.settings.max_connections}); closed at once",
                 ),
             )
-            transport.abort()
-            return
+            return False
         self._inbound += 1
-        task = self._spawn(self._accept(side, transport))
-        task.add_done_callback(self._inbound_done)
+        return True
 
-    def _inbound_done(self, _task: asyncio.Task[None]) -> None:
-        self._inbound -= 1
+    def handshake_failed(self, conn: Connection, exc: BaseException) -> None:
+        """``ConnectionOwner``: log and count a failed handshake."""
+        self._refuse(conn.side, conn.label, handshake_refusal(exc), outbound=conn.dialled)
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _accept(self, side: Side, transport: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
-        peer = peer_label(transport)
-        zones = self.dns_zones if side is Side.CLOUD else self.traversal_zones
-        reader = asyncio.StreamReader(limit=_READ_SIZE, loop=loop)
-        protocol = TlsStreamProtocol(reader, loop=loop)
-        try:
-            tls_transport = await loop.start_tls(
-                transport,
-                protocol,
-                self._server_ctx,
-                server_side=True,
-                ssl_handshake_timeout=self.settings.handshake_timeout,
-            )
-        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-            self._refuse(side, peer, handshake_refusal(exc))
-            transport.abort()
-            return
-        assert tls_transport is not None
-        writer = asyncio.StreamWriter(tls_transport, protocol, reader, loop)
+    def handshake_done(self, conn: Connection) -> None:
+        """``ConnectionOwner``: judge the peer; admit it or close it with its reason."""
         assert self._anchors is not None
+        if conn.dialled:
+            # Outbound: the cloud is the TLS server and must pass the same zone name rule.
+            assert conn.zone is not None
+            zones: tuple[Zone, ...] = (conn.zone,)
+        else:
+            zones = self.dns_zones if conn.side is Side.CLOUD else self.traversal_zones
         outcome = judge(
-            tls_transport.get_extra_info("ssl_object"),
+            conn.ssl_object,
             zones,
             anchors=self._anchors,
-            role=PeerRole.CLIENT,
+            role=PeerRole.SERVER if conn.dialled else PeerRole.CLIENT,
             limits=self.settings.chain_limits,
+            cache=self._verdicts,
         )
         if isinstance(outcome, Refusal):
-            self._refuse(side, peer, outcome)
-            tls_transport.abort()
+            self._refuse(conn.side, conn.label, outcome, outbound=conn.dialled)
+            conn.close()
             return
-        await self._run(side, outcome, reader, writer, peer)
-
-    async def _run(
-        self,
-        side: Side,
-        admitted: Admitted,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-    ) -> None:
-        conn = Connection(next(self._ids), side, admitted.zone, reader, writer, peer)
-        self.metrics.accepted.labels(side.value, admitted.zone.name).inc()
-        log.info(
-            "%s listener: admitted %s as zone %s (%s %s) [conn %d]",
-            side.value,
-            peer,
-            admitted.zone.name,
-            admitted.verdict.source.value,
-            admitted.verdict.identity,
-            conn.conn_id,
-        )
-        await self._serve_connection(conn)
-
-    # -- one admitted connection -------------------------------------------------------------
-
-    def _register(self, conn: Connection) -> None:
+        conn.zone = outcome.zone
+        conn.conn_id = next(self._ids)
+        conn.admitted = True
         self._connections[conn.conn_id] = conn
         self._by_side[conn.side].append(conn)
         self.metrics.open.labels(conn.side.value).inc()
+        self.metrics.accepted.labels(conn.side.value, outcome.zone.name).inc()
+        if conn.dialled:
+            log.info(
+                "cloud side: dialled %s for zone %s [conn %d]",
+                conn.label,
+                outcome.zone.name,
+                conn.conn_id,
+            )
+        else:
+            log.info(
+                "%s listener: admitted %s as zone %s (%s %s) [conn %d]",
+                conn.side.value,
+                conn.label,
+                outcome.zone.name,
+                outcome.verdict.source.value,
+                outcome.verdict.identity,
+                conn.conn_id,
+            )
+        self._arm(conn, self._loop_time())
 
-    def _unregister(self, conn: Connection) -> None:
-        if self._connections.pop(conn.conn_id, None) is not None:
+    def lost(self, conn: Connection) -> None:
+        """``ConnectionOwner``: forget a connection that is gone."""
+        if conn.inbound:
+            self._inbound -= 1
+        if conn.admitted and self._connections.pop(conn.conn_id, None) is not None:
             self._by_side[conn.side].remove(conn)
             self.metrics.open.labels(conn.side.value).dec()
 
     def _close(self, conn: Connection, reason: str, line: str) -> None:
+        assert conn.zone is not None
         log.warning(
             "%s connection %d (%s, zone %s) closed: %s [reason %s]",
             conn.side.value,
@@ -316,66 +312,126 @@ class EdgeServer:
             reason,
         )
         self.metrics.closed.labels(conn.side.value, reason).inc()
-        conn.writer.transport.abort()
+        conn.close()
 
-    async def _serve_connection(self, conn: Connection, *, registered: bool = False) -> None:
+    # -- timeouts ----------------------------------------------------------------------------
+
+    def _loop_time(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _arm(self, conn: Connection, now: float) -> None:
         s = self.settings
-        stream = SipStream(max_message_size=s.max_message_size)
-        if not registered:
-            self._register(conn)
-        message_started: float | None = None
-        timeout: float | None
-        batch: set[Connection] = set()
+        conn.arm(
+            now,
+            header_timeout=s.header_timeout,
+            idle_timeout=s.idle_timeout if conn.side is Side.CLOUD else None,
+        )
+
+    def expired(self, conn: Connection) -> None:
+        """``ConnectionOwner``: the connection's deadline has passed; close it."""
+        if conn.conn_id not in self._connections:
+            return
+        s = self.settings
+        if conn.stream.buffered:
+            self._close(
+                conn,
+                "header_timeout",
+                f"message incomplete after {s.header_timeout:g}s "
+                f"({conn.stream.buffered} bytes received)",
+            )
+        else:
+            self._close(conn, "idle_timeout", f"idle for {s.idle_timeout:g}s")
+
+    # -- one admitted connection: the hot path -------------------------------------------------
+
+    def data(self, conn: Connection, data: bytes) -> None:
+        """``ConnectionOwner``: relay every complete message in ``data``."""
+        if conn.conn_id not in self._connections:
+            return
+        stream = conn.stream
+        relay = self.relay
+        assert relay is not None
+        side = conn.side
+        conn_id = conn.conn_id
+        by_side = self._by_side
+        connections = self._connections
+        dirty = self._dirty
+        forwarded = 0
+        progressed = False
         try:
+            stream.receive_data(data)
             while True:
-                if stream.buffered:
-                    message_started = message_started or time.monotonic()
-                    timeout = message_started + s.header_timeout - time.monotonic()
-                else:
-                    message_started = None
-                    timeout = s.idle_timeout if conn.side is Side.CLOUD else None
-                try:
-                    # asyncio.timeout, not wait_for: no extra task per read on the hot path
-                    async with asyncio.timeout(timeout):
-                        data = await conn.reader.read(_READ_SIZE)
-                except TimeoutError:
-                    if stream.buffered:
-                        self._close(
-                            conn,
-                            "header_timeout",
-                            f"message incomplete after {s.header_timeout:g}s "
-                            f"({stream.buffered} bytes received)",
+                event = stream.next_frame()
+                if type(event) is Frame:
+                    progressed = True
+                    action = relay.on_frame(event, side=side, conn_id=conn_id)
+                    if action is None:
+                        action = self._full(conn, event)
+                    if type(action) is Forward:
+                        targets = by_side[action.to]
+                        if targets:
+                            target = targets[-1]
+                            if not target.outbox:
+                                dirty.append(target)
+                            target.outbox.append(action.data)
+                            forwarded += 1
+                        else:
+                            self._no_route(conn, action, event)
+                    elif type(action) is SendTo:
+                        back = connections.get(action.conn_id)
+                        if back is None:
+                            self._count(side, "dropped")
+                            log.info("response for closed connection %d dropped", action.conn_id)
+                        else:
+                            if not back.outbox:
+                                dirty.append(back)
+                            back.outbox.append(action.data)
+                            forwarded += 1
+                    elif type(action) is Answer:
+                        self._count(side, f"answered_{action.status}")
+                        self._queue(conn, action.data)
+                    elif type(action) is Drop:
+                        self._count(side, "dropped")
+                        log.info(
+                            "%s connection %d: dropped: %s", side.value, conn_id, action.reason
                         )
-                    else:
-                        self._close(conn, "idle_timeout", f"idle for {timeout:g}s")
+                elif event is NEED_DATA:
+                    break
+                elif type(event) is Ping:
+                    progressed = True
+                    self._queue(conn, PONG)
+                elif event is CLOSED:
+                    # debug: at a thousand connections a second this line would be most of
+                    # the log; the admission and every refusal are logged at info and above
+                    log.debug("%s connection %d closed by peer", side.value, conn_id)
+                    conn.close()
                     return
-                except (OSError, ssl.SSLError) as exc:
-                    log.info("%s connection %d lost: %s", conn.side.value, conn.conn_id, exc)
-                    return
-                try:
-                    stream.receive_data(data)
-                    while True:
-                        event = stream.next_event()
-                        if event is NEED_DATA:
-                            break
-                        if event is CLOSED:
-                            log.info(
-                                "%s connection %d closed by peer", conn.side.value, conn.conn_id
-                            )
-                            return
-                        await self._dispatch(conn, event, batch)
-                except SipError as exc:
-                    reason = "message_too_large" if exc.status_hint in (413, 513) else "bad_message"
-                    self._close(conn, reason, f"{exc} (SIP {exc.status_hint})")
-                    return
-                finally:
-                    await flush(batch)
-                if not data:
-                    return
+                else:
+                    progressed = True  # a Pong: nothing to do
+        except SipError as exc:
+            reason = "message_too_large" if exc.status_hint in (413, 513) else "bad_message"
+            self._close(conn, reason, f"{exc} (SIP {exc.status_hint})")
+            return
         finally:
-            self._unregister(conn)
-            if not conn.writer.is_closing():
-                conn.writer.close()
+            if forwarded:
+                self._forwarded[side].inc(forwarded)
+            if dirty and not self._flush_scheduled:
+                self._flush_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush)
+        if progressed:
+            conn.message_started = None
+        self._arm(conn, self._loop_time())
+
+    def _full(self, conn: Connection, frame: Frame) -> Action:
+        # The reference path: the whole message parsed and checked by the full codec.
+        relay = self.relay
+        assert relay is not None
+        message = parse_frame(frame)
+        if isinstance(message, Request):
+            return relay.on_request(message, side=conn.side, conn_id=conn.conn_id)
+        return relay.on_response(message)
 
     def _count(self, side: Side, action: str) -> None:
         child = self._counters.get((side, action))
@@ -385,103 +441,57 @@ class EdgeServer:
             )
         child.inc()
 
-    async def _dispatch(self, conn: Connection, event: object, batch: set[Connection]) -> None:
-        relay = self.relay
-        assert relay is not None
-        if isinstance(event, Ping):
-            conn.queue(PONG, batch)
-            return
-        if isinstance(event, Request):
-            action = relay.on_request(event, side=conn.side, conn_id=conn.conn_id)
-        elif isinstance(event, Response):
-            action = relay.on_response(event)
-        else:
-            return
-        if isinstance(action, Forward):
-            target = self._by_side[action.to][-1] if self._by_side[action.to] else None
-            if target is None:
-                await flush(batch)  # keep order: what was queued goes before a dial
-                target = await self._route(action.to)
-            if target is None:
-                self._count(conn.side, "no_route")
-                if isinstance(event, Request) and event.method != "ACK":
-                    # RFC 3261 §16.11: a stateless proxy may answer; nobody to relay to.
-                    answer = event.response(503, "Service Unavailable", to_tag="hb-edge")
-                    conn.queue(serialize(answer), batch)
-                return
-            self._count(conn.side, "forwarded")
-            target.queue(action.data, batch)
-        elif isinstance(action, SendTo):
-            target = self._connections.get(action.conn_id)
-            if target is None:
-                self._count(conn.side, "dropped")
-                log.info("response for closed connection %d dropped", action.conn_id)
-                return
-            self._count(conn.side, "forwarded")
-            target.queue(action.data, batch)
-        elif isinstance(action, Answer):
-            self._count(conn.side, f"answered_{action.status}")
-            conn.queue(action.data, batch)
-        elif isinstance(action, Drop):
-            self._count(conn.side, "dropped")
-            log.info("%s connection %d: dropped: %s", conn.side.value, conn.conn_id, action.reason)
+    def _queue(self, target: Connection, data: bytes) -> None:
+        if target.queue(data):
+            self._dirty.append(target)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        # Once per loop iteration: everything relayed to one connection in this iteration,
+        # from any number of connections, goes out as one TLS write.
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for target in dirty:
+            if not target.flush() and target.conn_id in self._connections:
+                self._close(
+                    target,
+                    "write_backlog",
+                    "the peer does not read what is relayed to it (over 1 MiB queued); closed",
+                )
 
     # -- routing to the other side ---------------------------------------------------------
 
-    async def _route(self, side: Side) -> Connection | None:
-        """The connection a request for ``side`` goes out on: the newest one up, or a dial."""
-        existing = self._by_side[side]
-        if existing:
-            return existing[-1]
-        if side is Side.CLOUD:
-            return await self._dial_cloud()
-        return None
+    def _no_route(self, conn: Connection, action: Forward, frame: Frame) -> None:
+        if action.to is Side.CLOUD and any(z.peer is not None for z in self.dns_zones):
+            self._dialer.send(self.dns_zones, conn, action.data, frame)
+        else:
+            self.unroutable(conn, frame)
 
-    async def _dial_cloud(self) -> Connection | None:
-        async with self._dial_lock:
-            if self._by_side[Side.CLOUD]:
-                return self._by_side[Side.CLOUD][-1]
-            for zone in self.dns_zones:
-                if zone.peer is None:
-                    continue
-                conn = await self._dial(zone)
-                if conn is not None:
-                    return conn
-            return None
-
-    async def _dial(self, zone: Zone) -> Connection | None:
-        assert zone.peer is not None and self._anchors is not None
-        target = str(zone.peer)
+    def unroutable(self, conn: Connection, frame: Frame) -> None:
+        """``DialOwner``: answer a request that cannot be relayed 503 (not an ACK)."""
+        self._count(conn.side, "no_route")
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    zone.peer.host,
-                    zone.peer.port,
-                    ssl=self._client_ctx,
-                    server_hostname=zone.subject_name,
-                    ssl_handshake_timeout=self.settings.handshake_timeout,
-                ),
-                self.settings.connect_timeout,
-            )
-        except (ssl.SSLError, OSError, TimeoutError) as exc:
-            self._refuse(Side.CLOUD, target, handshake_refusal(exc), outbound=True)
-            return None
-        # Outbound: the cloud is the TLS server and must pass the same zone name rule.
-        outcome = judge(
-            writer.get_extra_info("ssl_object"),
-            (zone,),
-            anchors=self._anchors,
-            role=PeerRole.SERVER,
-            limits=self.settings.chain_limits,
-        )
-        if isinstance(outcome, Refusal):
-            self._refuse(Side.CLOUD, target, outcome, outbound=True)
-            writer.transport.abort()
-            return None
-        conn = Connection(next(self._ids), Side.CLOUD, zone, reader, writer, target)
-        conn.dialled = True
-        self.metrics.accepted.labels(Side.CLOUD.value, zone.name).inc()
-        log.info("cloud side: dialled %s for zone %s [conn %d]", target, zone.name, conn.conn_id)
-        self._register(conn)
-        self._spawn(self._serve_connection(conn, registered=True))
-        return conn
+            message = parse_frame(frame)
+        except SipError:
+            return
+        if isinstance(message, Request) and message.method != "ACK":
+            # RFC 3261 §16.11: a stateless proxy may answer; nobody to relay to.
+            answer = message.response(503, "Service Unavailable", to_tag="hb-edge")
+            if conn.conn_id in self._connections:
+                self._queue(conn, serialize(answer))
+
+    def is_open(self, conn: Connection) -> bool:
+        """``DialOwner``: True while ``conn`` is admitted and open."""
+        return self._connections.get(conn.conn_id) is conn
+
+    def relay_to(self, target: Connection, data: bytes, source: Side) -> None:
+        """``DialOwner``: queue a relayed message on ``target``."""
+        self._queue(target, data)
+        self._forwarded[source].inc()
+
+    def refuse_dial(self, target: str, refusal: Refusal) -> None:
+        """``DialOwner``: log and count a dial-out that failed before TLS."""
+        self._refuse(Side.CLOUD, target, refusal, outbound=True)

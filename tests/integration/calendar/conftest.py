@@ -1,5 +1,6 @@
 """Real calendar servers for the calendar tests: the EWS emulator (in-process, TLS on
-127.0.0.1) and Radicale (a subprocess, TLS on 127.0.0.1), behind one ``CalendarHarness``.
+127.0.0.1), Radicale (a subprocess, TLS on 127.0.0.1) and the Graph emulator (in-process,
+TLS on 127.0.0.1; msal and httpx its clients), behind one ``CalendarHarness``.
 
 The harness mutates a mailbox the way *another client* would (Outlook, a phone), directly
 on the server, so the backend under test sees genuine server-side changes.
@@ -25,6 +26,7 @@ import trustme
 
 from hybridge.calendar.ews import EwsSettings
 from hybridge.calendar.ews.backend import EwsBackend
+from hybridge.calendar.graph import GraphBackend, GraphSettings
 from hybridge.calendar.interfaces import CalendarBackend
 from hybridge.calendar.local import LocalCalendarService
 from hybridge.calendar.state import SyncStateStore
@@ -36,6 +38,18 @@ from hybridge.testing.ews import (
     ImpersonationAssignment,
 )
 from hybridge.testing.ews.soap import T, el
+from hybridge.testing.graph import (
+    CALENDARS_READWRITE,
+    MAILBOX_SETTINGS_READ,
+    AppRegistration,
+    GraphEmulator,
+    GraphTenantConfig,
+    Mailbox,
+    Pattern,
+    RoleAssignment,
+)
+from hybridge.testing.graph.resources import weekday_names
+from hybridge.vault.secret import Secret
 
 SVC_PASSWORD = "Imp3rs0n@te-Secret!"
 USERS = ("alice", "bob", "carol", "dave")
@@ -178,6 +192,95 @@ def ews_harness(
     ews_emulator: EwsEmulator, client_ssl_context: ssl.SSLContext
 ) -> Iterator[EwsHarness]:
     harness = EwsHarness(ews_emulator, client_ssl_context)
+    yield harness
+    harness.backend.close()
+
+
+# -- Microsoft Graph (emulator) ---------------------------------------------------------------
+
+GRAPH_TENANT = "8f6b2c1e-3d4a-4b5c-9e7f-0a1b2c3d4e5f"
+GRAPH_CLIENT = "3c9e5a7b-1f2d-4e6a-8b0c-9d8e7f6a5b4c"
+
+
+def graph_config(scope: frozenset[str] | None = None) -> GraphTenantConfig:
+    app = AppRegistration(GRAPH_CLIENT, secrets=(SVC_PASSWORD,))
+    return GraphTenantConfig(
+        tenant_id=GRAPH_TENANT,
+        apps=(app,),
+        mailboxes=tuple(Mailbox(f"{u}@contoso.test") for u in USERS),
+        assignments=(
+            RoleAssignment(GRAPH_CLIENT, CALENDARS_READWRITE, scope),
+            RoleAssignment(GRAPH_CLIENT, MAILBOX_SETTINGS_READ, scope),
+        ),
+    )
+
+
+class GraphHarness:
+    kind = "graph"
+
+    def __init__(self, emulator: GraphEmulator, context: ssl.SSLContext) -> None:
+        self.emulator = emulator
+        self.context = context
+        self.backend = self.new_backend()
+
+    def new_backend(self, password: str = SVC_PASSWORD) -> GraphBackend:
+        settings = GraphSettings(
+            tenant_id=GRAPH_TENANT,
+            client_id=GRAPH_CLIENT,
+            test_mailbox="alice@contoso.test",
+            client_secret=Secret.from_text(password),
+            authority_host=self.emulator.base_url,
+            graph_url=self.emulator.graph_url,
+            timeout_seconds=10,
+        )
+        return GraphBackend.from_settings(settings, self.context)
+
+    def mailbox(self, name: str) -> str:
+        return f"{name}@contoso.test"
+
+    def add(self, mailbox: str, subject: str, **kw: Any) -> str:
+        start: dt.datetime = kw["start"]
+        weekly = kw.get("weekly", ())
+        return str(
+            self.emulator.add_event(
+                mailbox,
+                subject,
+                start=start,
+                end=start + dt.timedelta(minutes=kw.get("minutes", 60)),
+                time_zone=kw.get("tz", "UTC"),
+                body=kw.get("body", ""),
+                location=kw.get("location", ""),
+                organizer=kw.get("organizer"),
+                attendees=tuple((a, "required") for a in kw.get("attendees", ())),
+                pattern=Pattern("weekly", 1, weekday_names(weekly)) if weekly else None,
+            )
+        )
+
+    def set_subject(self, mailbox: str, meeting_id: str, subject: str) -> None:
+        self.emulator.update_event(meeting_id, subject=subject)
+
+    def set_body(self, mailbox: str, meeting_id: str, body: str) -> None:
+        self.emulator.update_event(meeting_id, body=body, body_type="text")
+
+    def remove(self, mailbox: str, meeting_id: str) -> None:
+        self.emulator.delete_event(meeting_id)
+
+    def body(self, mailbox: str, meeting_id: str) -> str:
+        return str(self.emulator.event(meeting_id).body)
+
+
+@pytest.fixture
+def graph_emulator(calendar_pki: tuple[Path, Path, Path]) -> Iterator[GraphEmulator]:
+    cert, key, _ = calendar_pki
+    with GraphEmulator(graph_config(), cert_file=cert, key_file=key) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def graph_harness(
+    graph_emulator: GraphEmulator, client_ssl_context: ssl.SSLContext
+) -> Iterator[GraphHarness]:
+    harness = GraphHarness(graph_emulator, client_ssl_context)
     yield harness
     harness.backend.close()
 
@@ -393,7 +496,7 @@ def caldav_harness(radicale_url: str, calendar_pki: tuple[Path, Path, Path]) -> 
     harness.admin.close()
 
 
-@pytest.fixture(params=["ews", "caldav"])
+@pytest.fixture(params=["ews", "caldav", "graph"])
 def harness(request: pytest.FixtureRequest) -> Any:
     """The shared contract suite runs once per backend."""
     return request.getfixturevalue(f"{request.param}_harness")

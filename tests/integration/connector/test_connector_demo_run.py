@@ -1,4 +1,5 @@
-"""``hybridge demo --full``'s launcher: both roles start, logins print, SIGTERM stops all."""
+"""``hybridge demo --full``'s launcher: the three roles start, logins print, the test call
+crosses cloud -> edge -> connector -> demo PBX and succeeds, SIGTERM stops all."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ SCRIPT = """
 import sys
 from pathlib import Path
 from hybridge.connector.demo_run import run_full_demo
-run_full_demo(Path(sys.argv[1]), cloud_port=int(sys.argv[2]), connector_port=int(sys.argv[3]))
+ports = [int(p) for p in sys.argv[2:]]
+run_full_demo(Path(sys.argv[1]), cloud_port=ports[0], connector_port=ports[1], sip_port=ports[2],
+              edge_cloud_port=ports[3], edge_traversal_port=ports[4], premises_port=ports[5])
 """
 
 
@@ -38,24 +41,31 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_full_demo_starts_both_roles_prints_logins_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)  # three roles and a dozen setup commands on a busy machine
+def test_full_demo_starts_the_roles_places_a_test_call_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
     cloud_port, connector_port = free_port(), free_port()
+    others = [str(free_port()) for _ in range(4)]
     out = tmp_path / "demo.out"
     children: list[int] = []
     with out.open("wb") as sink:
         demo = subprocess.Popen(
             [sys.executable, "-c", SCRIPT, str(tmp_path / "work"), str(cloud_port),
-             str(connector_port)],
+             str(connector_port), *others],
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # three roles, their setup commands, one call
         while "Logs:" not in out.read_text() and time.monotonic() < deadline:
             assert demo.poll() is None, out.read_text()
             time.sleep(0.2)
         text = out.read_text()
         assert f"Connector admin UI  https://localhost:{connector_port}" in text
         assert f"Cloud portal        https://localhost:{cloud_port}" in text
+        # The test call went cloud -> edge -> connector -> the demo PBX and back.
+        assert "<- 180 Ringing (INVITE)" in text and "<- 200 OK (BYE)" in text, text
+        assert "  OK: answered by the demo PBX through the edge and the connector's" in text
         connector_password = re.search(r"login admin   password (\S+)", text)
         assert connector_password
         # Both answer over TLS verified by the demo root; the printed login works.
@@ -77,7 +87,7 @@ def test_full_demo_starts_both_roles_prints_logins_and_stops_on_sigterm(tmp_path
             ).stdout.splitlines()
             if int(line.split()[1]) == demo.pid
         ]
-        assert len(children) == 2
+        assert len(children) == 3  # cloud, connector, edge (the demo PBX is a thread)
     finally:
         demo.send_signal(signal.SIGTERM)
         demo.wait(30)

@@ -1,4 +1,5 @@
-"""Two cloud processes on one database and one Redis: a change made on one reaches all.
+"""Two cloud processes on one database (SQLite, and PostgreSQL as past one machine) and one
+Redis: a change made on one reaches all.
 
 Each cloud polls the database only every 60 s here, so a push that arrives within seconds
 on the connectors of the *other* process can only have travelled through Redis pub/sub.
@@ -98,10 +99,19 @@ def start_cloud_on(
     return start_role(name, args, url, pki.root_ca, tmp_path / f"{name}.log", env=env)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database both clouds share: one SQLite file, or a PostgreSQL database (the
+    deployment past one machine, DESIGN.md §6)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return sqlite_url(tmp_path / "shared-cloud.db")
+
+
 def test_one_change_reaches_connectors_of_both_cloud_processes(
-    tmp_path: Path, demo_pki: DemoPki, redis_url: str
+    tmp_path: Path, demo_pki: DemoPki, redis_url: str, shared_database_url: str
 ) -> None:
-    database_url = sqlite_url(tmp_path / "shared-cloud.db")
+    database_url = shared_database_url
     add_operator(tmp_path / "a", database_url)
     clouds = [start_cloud_on(tmp_path, "a", demo_pki, database_url, redis_url)]
     nodes: list[ConnectorNode] = []
@@ -161,7 +171,12 @@ async def _run(nodes: list[ConnectorNode], url_a: str, pki: DemoPki, new_ca: obj
 
         started = time.monotonic()
         await asyncio.to_thread(change)
-        while not all(n.store.installed_cloud_sequence() == before + 1 for n in nodes):
+        # The store commits in a worker thread before the client records ``last_push``:
+        # wait for both, not only the first.
+        while not (
+            all(n.store.installed_cloud_sequence() == before + 1 for n in nodes)
+            and all(c.status.last_push for c in clients)
+        ):
             # Poll interval 60 s: only the broker can deliver within this bound.
             assert time.monotonic() - started < 10, [c.status.view() for c in clients]
             await asyncio.sleep(0.1)

@@ -333,3 +333,28 @@ def test_connections_past_the_limit_are_refused_at_once(pki: Pki, tmp_path: Path
         for holder in holders:
             holder.close()
         edge.stop()
+
+
+def test_pipelined_requests_are_relayed_in_order_on_uvloop(pki: Pki, edge: EdgeProcess) -> None:
+    # The CLI runs the edge on uvloop (a dependency); the relay's batched writes must keep
+    # the order of pipelined requests and of their responses.
+    assert edge.wait_line(r"event loop: uvloop\.").group(0)
+    connector = _connector(pki, edge)
+    cloud = _cloud(pki, edge)
+    try:
+        burst = [
+            request("OPTIONS", "sip:uas@premises.example.test", branch=f"z9hG4bKp{n}",
+                    call_id=f"pipe-{n}", cseq=n)
+            for n in range(1, 21)
+        ]  # fmt: skip
+        cloud.send(b"".join(burst))
+        relayed = [_expect(connector, Request, method="OPTIONS") for _ in burst]
+        assert [r.call_id for r in relayed] == [f"pipe-{n}" for n in range(1, 21)]
+        assert all(r.max_forwards == 69 for r in relayed)
+        connector.send(b"".join(serialize(r.response(200, "OK", to_tag="uas")) for r in relayed))
+        answers = [_expect(cloud, Response, status_code=200) for _ in burst]
+        assert [a.call_id for a in answers] == [f"pipe-{n}" for n in range(1, 21)]
+        assert all([v.branch for v in a.via] == [f"z9hG4bKp{a.cseq.number}"] for a in answers)
+    finally:
+        cloud.close()
+        connector.close()

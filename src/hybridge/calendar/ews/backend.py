@@ -33,7 +33,7 @@ from exchangelib.errors import (
 )
 from exchangelib.fields import FieldPath
 from exchangelib.items import ID_ONLY, SEND_TO_NONE, CalendarItem
-from exchangelib.properties import Body
+from exchangelib.properties import Body, DistinguishedFolderId, Mailbox
 from exchangelib.protocol import FailFast
 from exchangelib.recurrence import (
     DailyPattern,
@@ -56,6 +56,7 @@ from hybridge.calendar.errors import (
     MeetingNotFoundError,
 )
 from hybridge.calendar.ews.failures import _chain, scrub
+from hybridge.calendar.ews.itemview import CALENDAR_ITEM_TAG, FIELDS, ItemView, item_view
 from hybridge.calendar.ews.settings import EwsSettings
 from hybridge.calendar.ews.transport import account_for, install_log_redaction
 from hybridge.calendar.interfaces import WriteOutcome
@@ -73,22 +74,6 @@ from hybridge.core.meetings import BodyType, JoinDetails, apply_join_details
 
 log = logging.getLogger(__name__)
 
-#: The CalendarItem fields a meeting needs (everything else is left on the server).
-FIELDS = (
-    "subject",
-    "body",
-    "start",
-    "end",
-    "_start_timezone",
-    "_end_timezone",
-    "location",
-    "organizer",
-    "required_attendees",
-    "optional_attendees",
-    "resources",
-    "recurrence",
-    "uid",
-)
 #: Said to the admin when Exchange answers 401 to the impersonation account.
 PASSWORD_REJECTED = "impersonation password rejected (often expired)"  # noqa: S105 - a message
 #: messages.xsd: MaxChangesReturned is 1..512.
@@ -113,7 +98,8 @@ class _FailFastRetryAfter(FailFast):  # type: ignore[misc]
 
 
 class _SyncFolderItems(SyncFolderItems):  # type: ignore[misc]
-    """SyncFolderItems that surfaces an error ResponseCode even without a SyncState.
+    """SyncFolderItems that surfaces an error ResponseCode even without a SyncState, and
+    parses calendar items into :class:`ItemView` (only the fields asked for, see itemview).
 
     exchangelib reads ``m:SyncState`` before looking at the response class; an error
     message that omits it (the schema allows that) would become an AttributeError instead
@@ -124,6 +110,16 @@ class _SyncFolderItems(SyncFolderItems):  # type: ignore[misc]
         if message.find(f"{{{MNS}}}SyncState") is None:
             return EWSAccountService._get_element_container(self, message=message, name=name)
         return super()._get_element_container(message=message, name=name)
+
+    def _elem_to_obj(self, elem: Any) -> Any:
+        change_type = self.change_types_map[elem.tag]
+        if (
+            change_type in (self.CREATE, self.UPDATE)
+            and len(elem)
+            and elem[0].tag == CALENDAR_ITEM_TAG
+        ):
+            return change_type, item_view(elem[0], self.account)
+        return super()._elem_to_obj(elem)
 
 
 def _translate(exc: BaseException, mailbox: str, password: str) -> BackendError:
@@ -163,7 +159,19 @@ def _translate(exc: BaseException, mailbox: str, password: str) -> BackendError:
     )
 
 
+def calendar_folder_id(mailbox: str) -> DistinguishedFolderId:
+    """The ``calendar`` distinguished folder of ``mailbox``, named without a GetFolder.
+
+    ``account.calendar`` would first fetch the root folder and then the calendar (two
+    GetFolder calls and a cached folder tree per mailbox); SyncFolderItems and Subscribe
+    take the distinguished id directly (messages.xsd: TargetFolderIdType).
+    """
+    return DistinguishedFolderId(id="calendar", mailbox=Mailbox(email_address=mailbox.lower()))
+
+
 def _address(mailbox_like: Any) -> str:
+    if isinstance(mailbox_like, str):
+        return mailbox_like  # an ItemView's organizer or attendee
     mailbox = getattr(mailbox_like, "mailbox", mailbox_like)
     return str(getattr(mailbox, "email_address", "") or "")
 
@@ -187,7 +195,8 @@ def _recurrence(value: Any) -> Recurrence | None:
 
 
 def meeting_from_item(mailbox: str, item: Any) -> Meeting:
-    """A :class:`Meeting` from an exchangelib ``CalendarItem`` fetched with :data:`FIELDS`."""
+    """A :class:`Meeting` from an exchangelib ``CalendarItem`` fetched with :data:`FIELDS`,
+    or from an :class:`ItemView` of one."""
     start_tz = getattr(item, "_start_timezone", None)
     end_tz = getattr(item, "_end_timezone", None) or start_tz
     roles: tuple[tuple[AttendeeRole, Any], ...] = (
@@ -313,7 +322,7 @@ class EwsBackend:
             svc = _SyncFolderItems(account=account)
             results = list(
                 svc.call(
-                    folder=account.calendar,
+                    folder=calendar_folder_id(mailbox),
                     shape=ID_ONLY,
                     additional_fields=self._fields,
                     sync_state=state,
@@ -329,7 +338,7 @@ class EwsBackend:
             if kind == SyncFolderItems.DELETE:
                 changes.append(Change("delete", item.id))
             elif kind in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE) and isinstance(
-                item, CalendarItem
+                item, ItemView | CalendarItem
             ):
                 meeting = meeting_from_item(mailbox.lower(), item)
                 changes.append(Change("upsert", meeting.meeting_id, meeting))
@@ -337,9 +346,11 @@ class EwsBackend:
             tuple(changes), str(svc.sync_state or ""), not bool(svc.includes_last_item_in_range)
         )
 
-    def _fetch(self, account: Account, mailbox: str, meeting_id: str) -> Any:
+    def _fetch(
+        self, account: Account, mailbox: str, meeting_id: str, fields: tuple[str, ...] = FIELDS
+    ) -> Any:
         try:
-            items = list(account.fetch(ids=[(meeting_id, None)], only_fields=list(FIELDS)))
+            items = list(account.fetch(ids=[(meeting_id, None)], only_fields=list(fields)))
         except Exception as exc:  # translated at the boundary
             raise self.translate(exc, mailbox) from exc
         item = items[0] if items else None
@@ -361,7 +372,8 @@ class EwsBackend:
     ) -> WriteOutcome:
         """See :meth:`CalendarBackend.write_join_details`; one GetItem, at most one UpdateItem."""
         account = self.account(mailbox)
-        item = self._fetch(account, mailbox, meeting_id)
+        # The body (and the id and change key every item carries) is all a write needs.
+        item = self._fetch(account, mailbox, meeting_id, ("body",))
         body = item.body or ""
         body_type: BodyType = "HTML" if isinstance(body, HTMLBody) else "Text"
         new = apply_join_details(str(body), details, body_type)

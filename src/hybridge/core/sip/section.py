@@ -120,12 +120,16 @@ def check_head(
     (index of its CRLFCRLF) or has not ended yet (None)."""
     known = len(data) if end is None else end + 2
     cap = limits.max_message_size + 1
-    if end is not None and end + 4 <= limits.max_message_size:
-        # Fast path for the common case: a complete header section within the limits.
-        lines = bytes(data[:end]).split(_CRLF)
-        if len(lines) - 1 <= limits.max_header_count and (
-            max(map(len, lines)) <= limits.max_line_length
-        ):
+    if (
+        end is not None
+        and end + 4 <= limits.max_message_size
+        and data.count(_CRLF, 0, end) <= limits.max_header_count
+    ):
+        # Fast path for the common case: a complete header section within the limits. A
+        # section no longer than the line limit cannot hold a line over it.
+        if end <= limits.max_line_length:
+            return
+        if max(map(len, bytes(data[:end]).split(_CRLF))) <= limits.max_line_length:
             return
     scanner.scan(data, min(known, cap), limits)
     if (len(data) if end is None else end + 4) > limits.max_message_size:

@@ -14,8 +14,9 @@ ends is refused once it passes the message limit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from hybridge.core.sip.errors import (
     IncompleteMessageError,
@@ -41,6 +42,15 @@ from hybridge.core.sip.section import (
 
 _CRLF = b"\r\n"
 _END_OF_HEAD = b"\r\n\r\n"
+# Content-Length (or its compact form l) on a line of its own, as ``next_frame`` reads it
+# without a full parse; anything else about it (absent, twice, folded, not digits) takes
+# the full parse, which names the problem.
+_CONTENT_LENGTH_RE = re.compile(
+    # anchored on the CRLF before the line: a literal prefix the regex engine searches for
+    # quickly ("^" with MULTILINE tries every position); the name compares in any case
+    rb"\r\n(?i:content-length|l)[ \t]*:[ \t]*([0-9]{1,10})[ \t]*(?=\r\n|\Z)"
+)
+_CONTENT_LENGTH_LIMIT = 2**31 - 1
 
 
 class _Sentinel:
@@ -77,6 +87,21 @@ PING: Final = _END_OF_HEAD
 Event = Request | Response | Ping | Pong | _Sentinel
 
 
+class Frame(NamedTuple):
+    """One framed message, not parsed: its header section (without the final CRLFCRLF) and
+    its body, as received. ``parse_frame`` turns it into a ``Request`` or ``Response``.
+
+    (A NamedTuple, immutable like the codec's dataclasses, because one is made per message
+    on the relay's hot path and a frozen dataclass's ``__init__`` costs several times more.)
+    """
+
+    head: bytes
+    body: bytes
+
+
+FrameEvent = Frame | Ping | Pong | _Sentinel
+
+
 class SipStream:
     """Frames SIP messages received on one stream connection (RFC 3261 §18.3).
 
@@ -104,6 +129,8 @@ class SipStream:
         self._searched = 0
         self._pending: tuple[StartLine, list[HeaderField], int, int] | None
         self._pending = None
+        self._pending_frame: tuple[bytes, int] | None = None
+        self._scanner_used = False
         self._eof = False
         self._error: SipError | None = None
 
@@ -197,6 +224,109 @@ class SipStream:
         self._searched = 0
         self._scanner = LineScanner()
         return build_message(start, fields, body)
+
+    def next_frame(self) -> FrameEvent:
+        """Like ``next_event``, but return a message as an unparsed ``Frame``.
+
+        Framing reads only Content-Length (the full parse runs when it is not a single
+        plain line) and applies every limit ``next_event`` applies, at the same points, so a
+        relay can take the fast path (``core.sip.lazy``) and parse fully only when needed.
+        A header section whose other lines are malformed is reported by ``parse_frame``, not
+        here. Raises the framing and limit errors of ``next_event``; do not mix the two
+        methods on one stream.
+        """
+        if self._error is not None:
+            raise StreamFailedError(
+                f"the stream failed earlier ({self._error}); close the connection",
+                status_hint=self._error.status_hint,
+            )
+        try:
+            return self._next_frame()
+        except SipError as error:
+            self._error = error
+            raise
+
+    def _next_frame(self) -> FrameEvent:
+        buffer = self._buffer
+        pending = self._pending_frame
+        if pending is None:
+            if not buffer:
+                return CLOSED if self._eof else NEED_DATA
+            if buffer.startswith(_CRLF):
+                keepalive = self._keepalive()
+                if keepalive is not None:
+                    return keepalive
+            end = buffer.find(_END_OF_HEAD, max(0, self._searched - 3))
+            if end < 0:
+                self._searched = len(buffer)
+                self._scanner_used = True
+                check_head(buffer, None, self._scanner, self.limits)
+                if self._eof:
+                    if not buffer:
+                        return CLOSED
+                    raise IncompleteMessageError(
+                        f"the stream ended inside a header section ({len(buffer)} bytes)"
+                    )
+                return NEED_DATA
+            check_head(buffer, end, self._scanner, self.limits)
+            head = bytes(buffer[:end])
+            lengths = _CONTENT_LENGTH_RE.findall(head)
+            # A folded Content-Length line never parses (its unfolded value holds a space),
+            # so the full parse that follows refuses it whatever was framed here.
+            if len(lengths) != 1 or (content_length := int(lengths[0])) > _CONTENT_LENGTH_LIMIT:
+                content_length = self._full_content_length(head)
+            check_body(end + 4, content_length, self.limits)
+            pending = self._pending_frame = (head, content_length)
+        head, content_length = pending
+        head_length = len(head) + 4
+        total = head_length + content_length
+        if len(buffer) < total:
+            if self._eof:
+                raise IncompleteMessageError(
+                    f"the stream ended inside a body ({len(buffer) - head_length} of"
+                    f" {content_length} bytes)"
+                )
+            return NEED_DATA
+        body = bytes(buffer[head_length:total]) if content_length else b""
+        del buffer[:total]
+        self._pending_frame = None
+        self._searched = 0
+        if self._scanner_used:
+            self._scanner = LineScanner()
+            self._scanner_used = False
+        return Frame(head, body)
+
+    def _keepalive(self) -> FrameEvent | None:
+        # The CRLF handling of ``_next``, for ``_next_frame``.
+        buffer = self._buffer
+        while buffer[:2] == _CRLF:
+            if buffer[:4] == _END_OF_HEAD:
+                del buffer[:4]
+                return Ping()
+            if len(buffer) < 4 and _END_OF_HEAD.startswith(buffer):
+                if self._expect_pongs and len(buffer) == 2:
+                    del buffer[:2]
+                    return Pong()
+                return CLOSED if self._eof else NEED_DATA
+            del buffer[:2]
+            if self._expect_pongs:
+                return Pong()
+        return None
+
+    @staticmethod
+    def _full_content_length(head: bytes) -> int:
+        _start, _fields, content_length = parse_head(head)
+        if content_length is None:
+            raise MissingContentLengthError(
+                "the message has no Content-Length; on a stream it must (RFC 3261 §18.3)"
+            )
+        return content_length
+
+
+def parse_frame(frame: Frame) -> Message:
+    """The ``Request`` or ``Response`` in ``frame``; raises what ``next_event`` raises."""
+    start, fields, _length = parse_head(frame.head)
+    return build_message(start, fields, frame.body)
 
 
 def parse_datagram(data: bytes, limits: Limits | None = None) -> Message:

@@ -20,6 +20,7 @@ import base64
 import binascii
 import hmac
 import logging
+import socket
 import ssl
 import threading
 import xml.etree.ElementTree as ET
@@ -384,6 +385,10 @@ class EwsHttpServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = super().get_request()
+        # Headers and body leave in separate writes (end_headers(), then the body): with
+        # Nagle's algorithm the body would wait for the client's delayed ACK of the headers
+        # (~40 ms on Linux) on every small answer.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The TLS handshake runs lazily in the connection's own thread, so one slow client
         # cannot stall accept().
         tls = self.emulator.tls_context.wrap_socket(

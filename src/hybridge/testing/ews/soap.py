@@ -119,6 +119,29 @@ def parse_request(data: bytes) -> SoapRequest:
     return SoapRequest(root.find(f"{{{S}}}Header"), body[0])
 
 
+class Prebuilt(ET.Element):
+    """An element whose content is bytes serialized earlier (``content``), spliced in by
+    :func:`envelope` instead of being built as elements and serialized again.
+
+    The content must use only prefixes the envelope declares at its root (``t:`` and
+    ``m:`` are, through ``ServerVersionInfo`` and the response elements).
+    """
+
+    content: bytes
+
+
+#: Stands for a Prebuilt's content while ElementTree serializes (no XML text holds NUL).
+_SPLICE = "\x00"
+
+
+def prebuilt(parent: ET.Element, ns: str, name: str, content: bytes) -> Prebuilt:
+    """Append ``<name>content</name>`` to ``parent`` (see :class:`Prebuilt`)."""
+    elem = Prebuilt(f"{{{ns}}}{name}")
+    elem.content = content
+    parent.append(elem)
+    return elem
+
+
 def envelope(body_child: ET.Element | None, *, version_header: bool = True) -> bytes:
     """Serialize a response envelope carrying ``ServerVersionInfo`` and ``body_child``."""
     env = el(S, "Envelope")
@@ -128,7 +151,16 @@ def envelope(body_child: ET.Element | None, *, version_header: bool = True) -> b
     body = sub(env, S, "Body")
     if body_child is not None:
         body.append(body_child)
-    return b'<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(env)
+    spliced = [e for e in env.iter() if isinstance(e, Prebuilt)]
+    for elem in spliced:
+        elem.text = _SPLICE
+    out = ET.tostring(env)
+    if spliced:
+        pieces = out.split(_SPLICE.encode())
+        if len(pieces) != len(spliced) + 1:
+            raise ValueError("a NUL outside the spliced elements: cannot splice")
+        out = pieces[0] + b"".join(e.content + p for e, p in zip(spliced, pieces[1:], strict=True))
+    return b'<?xml version="1.0" encoding="utf-8"?>' + out
 
 
 def fault(code: str, message: str, values: dict[str, str] | None = None) -> bytes:

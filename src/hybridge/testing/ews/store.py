@@ -19,6 +19,7 @@ import itertools
 import os
 import threading
 import xml.etree.ElementTree as ET
+from xml.parsers import expat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -46,10 +47,61 @@ def _new_id(kind: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _pack(props: dict[str, ET.Element]) -> bytes:
+#: How ``ET.tostring`` opens and closes a ``t:Props`` wrapper whose children use only the
+#: types namespace (the prefix is registered by ``soap``).
+_WRAP_OPEN = f'<t:Props xmlns:t="{T}">'.encode()
+_WRAP_CLOSE = b"</t:Props>"
+
+#: A property's name and its bytes' [start, end) in an item's blob.
+Span = tuple[str, int, int]
+
+
+def _pack(props: dict[str, ET.Element]) -> tuple[bytes, tuple[Span, ...] | None]:
+    """Serialize ``props`` under a ``t:Props`` wrapper; also where each property's bytes are.
+
+    The spans let a SyncFolderItems answer copy the requested properties' bytes instead of
+    parsing and re-serializing every item (see ``items.item_fragment``).
+    """
     wrapper = el(T, "Props")
     wrapper.extend(props.values())
-    return ET.tostring(wrapper)
+    blob = ET.tostring(wrapper)
+    return blob, _spans(blob)
+
+
+def _spans(blob: bytes) -> tuple[Span, ...] | None:
+    """Each top-level property's local name and bytes in ``blob`` (expat's byte offsets).
+
+    ``None`` unless every element below the wrapper is ``t:``-prefixed and declares no
+    namespace: only then are a property's bytes valid wherever ``t:`` is declared.
+    """
+    if not (blob.startswith(_WRAP_OPEN) and blob.endswith(_WRAP_CLOSE)):
+        return None
+    parser = expat.ParserCreate()
+    starts: list[tuple[str, int]] = []
+    depth = 0
+    portable = True
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth, portable
+        if depth == 1:
+            starts.append((name, parser.CurrentByteIndex))
+        if depth >= 1 and (not name.startswith("t:") or any(a.startswith("xmlns") for a in attrs)):
+            portable = False
+        depth += 1
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.Parse(blob, True)
+    if not portable:
+        return None
+    bounds = [at for _, at in starts] + [len(blob) - len(_WRAP_CLOSE)]
+    return tuple(
+        (name[2:], at, bounds[i + 1]) for i, (name, at) in enumerate(starts)
+    )
 
 
 @dataclass(slots=True)
@@ -57,7 +109,8 @@ class Item:
     """One stored item. Its properties are kept serialized (``blob``): a parsed element tree
     costs ~5 KiB per meeting, the bytes under 1 KiB, which is what lets a benchmark hold a
     year of meetings for a thousand mailboxes. ``props`` parses a fresh copy on each access;
-    change an item through :meth:`MailboxStore.update_item`.
+    change an item through :meth:`MailboxStore.update_item`. ``spans`` locates each
+    property's bytes in the blob (``None``: parse instead).
     """
 
     item_id: str
@@ -66,6 +119,7 @@ class Item:
     mailbox: str
     item_class: str
     blob: bytes = b""
+    spans: tuple[Span, ...] | None = None
 
     @property
     def props(self) -> dict[str, ET.Element]:
@@ -219,8 +273,9 @@ class MailboxStore:
     def create_item(self, folder: Folder, item_class: str, props: dict[str, ET.Element]) -> Item:
         """Store a new item in ``folder`` and log a Created event."""
         with self._lock:
+            blob, spans = _pack(props)
             item = Item(
-                _new_id("item"), "", folder.folder_id, folder.mailbox, item_class, _pack(props)
+                _new_id("item"), "", folder.folder_id, folder.mailbox, item_class, blob, spans
             )
             item.bump()
             folder.items[item.item_id] = item
@@ -237,7 +292,7 @@ class MailboxStore:
                     props.pop(name, None)
                 else:
                     props[name] = value
-            item.blob = _pack(props)
+            item.blob, item.spans = _pack(props)
             item.bump()
             folder = self._folders[item.folder_id]
             self._record(folder, "Modified", item.item_id)

@@ -22,10 +22,19 @@ from hybridge.testing.ews.items import (
     OperationError,
     RequestContext,
     item_element,
+    item_fragment,
     requested_fields,
     resolve_folder,
 )
-from hybridge.testing.ews.soap import M, T, envelope, operation_response, response_message, sub
+from hybridge.testing.ews.soap import (
+    M,
+    T,
+    envelope,
+    operation_response,
+    prebuilt,
+    response_message,
+    sub,
+)
 from hybridge.testing.ews.store import ChangeEvent
 from hybridge.testing.ews.syncstate import InvalidSyncState
 
@@ -80,8 +89,14 @@ def sync_folder_items(ctx: RequestContext, op: ET.Element) -> ET.Element:
             if event.kind == "Deleted":
                 sub(sub(changes, T, "Delete"), T, "ItemId", Id=event.item_id)
             continue  # created/modified, then deleted later: its Delete comes in a later batch
-        change = sub(changes, T, "Create" if event.kind == "Created" else "Update")
-        change.append(item_element(item, fields))
+        kind = "Create" if event.kind == "Created" else "Update"
+        # Copy the stored bytes of the requested properties: parsing every item and
+        # serializing it again was most of the emulator's time on a 512-change page.
+        fragment = item_fragment(item, fields)
+        if fragment is None:
+            sub(changes, T, kind).append(item_element(item, fields))
+        else:
+            prebuilt(changes, T, kind, fragment)
     return operation_response(name, [msg])
 
 

@@ -1,0 +1,168 @@
+"""The connector's side of traversal: a stateless relay between the edge and the premises.
+
+The connector holds two stream connections it opened itself: the traversal connection to
+the edge (mutual TLS) and one to the premises SIP server (TCP or TLS). Every request that
+arrives on one is relayed to the other; every response goes back where its request came
+from, found by our Via. No sockets here: ``on_request``/``on_response`` take a parsed
+message and the side it arrived on and return what to do (the h11 shape of
+``hybridge.core.sip``); ``traversal_service`` carries it out.
+
+What the relay does, in RFC 3261 §16 order (the same rules the edge's relay applies; the
+roles share no code, DESIGN.md §4 — see the report on moving the generic part to core/sip):
+
+- §16.3 step 3: Max-Forwards 0 → 483 Too Many Hops (an ACK is dropped, never answered);
+- §16.6 step 3: Max-Forwards decremented, or added as 70;
+- §16.6 step 8 / §16.11: our Via on top with a *stateless* branch — a hash of the incoming
+  top Via's sent-by and branch, so a retransmission, the CANCEL of an INVITE and the ACK of
+  a non-2xx response get the branch of the original request — and an ``hxs`` parameter
+  naming the side the request left on, authenticated with a per-process key so a peer
+  cannot make us relay a response it forged onto the other connection;
+- §16.7 step 3: a response whose top Via is ours loses it and goes to the other side.
+
+Route and Record-Route are left alone: the edge Record-Routes (RFC 5658, double) and pops
+its own Route values, and both connections here are the only way in and out, so in-dialog
+requests come back over the same two connections without a Route naming the connector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hybridge.core.sip import Request, Response, SipError, serialize
+
+#: RFC 3261 §8.1.1.7: every branch we create starts with the magic cookie.
+MAGIC_COOKIE = "z9hG4bK"
+#: RFC 3261 §16.6 step 3: the value a proxy adds when a request has no Max-Forwards.
+DEFAULT_MAX_FORWARDS = 70
+_TAG = "hb-connector"
+
+
+class Side(StrEnum):
+    """The connection a message arrived on or leaves on."""
+
+    EDGE = "edge"
+    PREMISES = "premises"
+
+    @property
+    def other(self) -> Side:
+        """The side a request from this side is relayed to."""
+        return Side.PREMISES if self is Side.EDGE else Side.EDGE
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Send ``data`` on the ``to`` side's connection."""
+
+    to: Side
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Send ``data`` back on the side the request came from; ``status`` for logs/metrics."""
+
+    data: bytes
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Send nothing; ``reason`` says why."""
+
+    reason: str
+
+
+Action = Relay | Answer | Drop
+
+
+class TraversalRelay:
+    """The relay's decisions for a connector known as ``host`` in Vias.
+
+    ``transports`` maps each side to the Via transport token used there (``TLS`` towards the
+    edge; ``TCP`` or ``TLS`` towards the premises). ``key`` authenticates our ``hxs`` Via
+    parameter (random per process when not given).
+    """
+
+    def __init__(self, *, host: str, transports: dict[Side, str], key: bytes | None = None) -> None:
+        self.host = host.lower()
+        self.transports = dict(transports)
+        self._key = key or secrets.token_bytes(32)
+
+    def _mac(self, side: Side) -> str:
+        return hmac.new(self._key, side.value.encode(), hashlib.sha256).hexdigest()[:12]
+
+    @staticmethod
+    def stateless_branch(request: Request, out: Side) -> str:
+        """Our branch for ``request`` leaving on ``out`` (RFC 3261 §16.11).
+
+        With an RFC 3261 branch on the incoming top Via, the hash covers its sent-by and
+        branch (shared by the CANCEL and the non-2xx ACK of an INVITE); otherwise the
+        fields §16.11 names for RFC 2543 peers (To/From tags, Call-ID, Request-URI, top
+        Via, CSeq number — not the CSeq method, for the same reason).
+        """
+        top = request.via[0]
+        incoming = top.branch
+        if incoming is not None and incoming.startswith(MAGIC_COOKIE):
+            material = f"3261|{out.value}|{top.host}|{top.port}|{incoming}"
+        else:
+            material = "|".join(
+                (
+                    "2543",
+                    out.value,
+                    request.to_address.tag or "",
+                    request.from_address.tag or "",
+                    request.call_id,
+                    request.uri,
+                    top.value,
+                    str(request.cseq.number),
+                )
+            )
+        digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
+        return f"{MAGIC_COOKIE}-hx{digest[:24]}"
+
+    def via_for(self, request: Request, out: Side) -> str:
+        """Our Via value for ``request`` relayed to ``out``."""
+        branch = self.stateless_branch(request, out)
+        transport = self.transports[out]
+        return f"SIP/2.0/{transport} {self.host};branch={branch};hxs={out.value}.{self._mac(out)}"
+
+    def _local(self, request: Request, status: int, reason: str) -> Action:
+        if request.method == "ACK":
+            # RFC 3261 §17: an ACK is never answered.
+            return Drop(f"ACK that would be answered {status}")
+        return Answer(serialize(request.response(status, reason, to_tag=_TAG)), status)
+
+    def on_request(self, request: Request, side: Side) -> Action:
+        """What to do with ``request`` received from ``side``."""
+        try:
+            if request.max_forwards == 0:
+                # RFC 3261 §16.3 step 3.
+                return self._local(request, 483, "Too Many Hops")
+            out = side.other
+            forwards = request.max_forwards
+            request = request.with_max_forwards(
+                DEFAULT_MAX_FORWARDS if forwards is None else forwards - 1
+            )
+            request = request.with_via(self.via_for(request, out))
+        except SipError as exc:
+            return self._local(request, exc.status_hint, "Bad Request")
+        return Relay(out, serialize(request))
+
+    def on_response(self, response: Response, side: Side) -> Action:
+        """Where ``response`` received from ``side`` goes: the other side, or nowhere."""
+        top = response.via[0]
+        if top.host.lower() != self.host:
+            return Drop(f"response whose top Via {top.value!r} is not the connector's")
+        tag = top.param("hxs") or ""
+        sent_to, _, mac = tag.partition(".")
+        # RFC 3261 §16.7 step 3 assumes the top Via is ours: it must name the side the
+        # response came from (where we sent the request) under our key; else it is forged.
+        if sent_to != side.value or not hmac.compare_digest(mac, self._mac(side)):
+            return Drop(f"response whose top Via {top.value!r} carries no valid hxs for {side}")
+        if len(response.via) < 2:
+            return Drop("response to a request the connector sent itself")
+        return Relay(side.other, serialize(response.without_top_via()))
