@@ -5,6 +5,7 @@
     hybridge connector calendar config show ID | config list
     hybridge connector calendar link create ID [--base-url https://connector:9443]
     hybridge connector calendar test ID
+    hybridge connector calendar graph set|show|list|test|delete   (Exchange Online, Graph)
 
 Exit statuses: 0 saved / test passed; 1 the connection test failed (and, for ``config set``,
 nothing was saved); 2 bad input. The password is read from standard input or a hidden
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hybridge.cli.calendar_graph import graph_app
 from hybridge.cli.common import (
     EXIT_PROBLEMS,
     DataDirOption,
@@ -41,6 +43,7 @@ config_app = typer.Typer(help="Exchange configurations.", no_args_is_help=True)
 link_app = typer.Typer(help="One-time credential-entry links.", no_args_is_help=True)
 calendar_app.add_typer(config_app, name="config")
 calendar_app.add_typer(link_app, name="link")
+calendar_app.add_typer(graph_app, name="graph")
 
 DEFAULT_BASE_URL = "https://localhost:9443"
 _CONFIG_FIELDS = (

@@ -32,6 +32,7 @@ from hybridge.connector.traversal_config import (
     TraversalStore,
 )
 from hybridge.connector.traversal_errors import TraversalConfigInvalid
+from hybridge.connector.traversal_listener_config import listener_from_fields
 from hybridge.core.errors import HybridgeError
 from hybridge.storage.db import open_database, sqlite_url
 from hybridge.truststore.services import DATABASE_NAME
@@ -84,6 +85,7 @@ def _print_view(view: dict[str, object]) -> None:
         "premises": view["premises"],
         "premises name": view["premises_name"],
         "keep-alive": f"{view['keepalive_interval']:g} s",
+        "listener": _listener_text(view.get("listener")),
         "certificate": certificate["subject"]  # type: ignore[index]
         if certificate
         else "the registration's client certificate",
@@ -91,6 +93,14 @@ def _print_view(view: dict[str, object]) -> None:
     }
     for key, value in rows.items():
         typer.echo(f"{key:<14} {value}")
+
+
+def _listener_text(listener: object) -> str:
+    if not isinstance(listener, dict):
+        return "none (the premises server cannot dial the connector)"
+    allow = ", ".join(listener["allow"]) or "the premises server's addresses"
+    client = ", client certificate required" if listener["require_client_cert"] else ""
+    return f"{listener['address']} {listener['transport']} (from {allow}{client})"
 
 
 @traversal_app.command("set")
@@ -127,6 +137,32 @@ def traversal_set(
         Path | None,
         typer.Option("--key", help="Its private key (PEM), stored in the vault.", dir_okay=False),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="Accept the premises server's own connections on ip:port (e.g. 0.0.0.0:5060).",
+        ),
+    ] = None,
+    listen_transport: Annotated[
+        str | None, typer.Option("--listen-transport", help="tcp (default) or tls.")
+    ] = None,
+    listen_allow: Annotated[
+        str | None,
+        typer.Option(
+            "--listen-allow",
+            help="Comma-separated IPs/networks allowed to connect (default: the premises "
+            "server's addresses).",
+        ),
+    ] = None,
+    listen_require_client_cert: Annotated[
+        bool,
+        typer.Option(
+            "--listen-require-client-cert",
+            help="TLS listener: the premises server must present a certificate carrying the "
+            "premises TLS name.",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -141,6 +177,9 @@ def traversal_set(
                 premises=PremisesServer.parse(premises, premises_name),
                 keepalive_interval=keepalive,
                 certificate_pem=certificate,
+                listener=listener_from_fields(
+                    listen, listen_transport, listen_allow, listen_require_client_cert
+                ),
             )
             record = store.set(config, key=secret, actor=actor())
         except HybridgeError as exc:
@@ -151,6 +190,11 @@ def traversal_set(
     typer.echo(
         f"traversal client set: edge {config.edge} ({config.edge_name}), premises "
         f"{config.premises.uri}"
+        + (
+            f"; listening on {config.listener} ({config.listener.transport})"
+            if config.listener
+            else ""
+        )
     )
 
 

@@ -7,7 +7,10 @@ connection: after the handshake it puts the DER peer certificate into the connec
 of the ASGI ``state`` (``request.state.tls_peer_der``). It touches only documented protocol
 hooks (``connection_made``) and the ``app_state`` dict uvicorn copies into every scope;
 ``tests/integration/cloud`` proves it against the real server so an upgrade that breaks it
-fails loudly.
+fails loudly. ``cloud serve`` runs on uvloop, whose SSL transport is not asyncio's but
+answers ``get_extra_info("ssl_object")`` with the same ``ssl.SSLObject`` once the handshake
+is done; ``tests/integration/control/test_control_reconnect.py`` checks the real process
+runs uvloop and authenticates a connector by certificate.
 
 The route-side dependency re-checks what the handshake checked (issued by our connector CA,
 clientAuth) and maps the certificate to a connector: by the URN in its SAN and the serial

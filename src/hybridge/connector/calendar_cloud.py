@@ -297,7 +297,7 @@ class CloudCalendarApi:
         self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[CloudSession] = set()
+        self._open: dict[threading.Thread, CloudSession] = {}
 
     def _session(self, registration: Registration) -> tuple[CloudSession, bool]:
         """This thread's session, and whether it was used before (False: just opened)."""
@@ -317,7 +317,12 @@ class CloudCalendarApi:
             registration.cloud_url, use=TrustUse.PLATFORM, identity=self._identity(registration)
         )
         with self._lock:
-            self._open.add(session)
+            # Sessions of threads that ended (an engine's pool after a restart) are closed.
+            dead = [t for t in self._open if not t.is_alive()]
+            stale = [self._open.pop(t) for t in dead]
+            self._open[threading.current_thread()] = session
+        for old in stale:
+            old.close()
         self._local.held = (key, session, now)
         return session, False
 
@@ -326,13 +331,13 @@ class CloudCalendarApi:
         self._local.held = None
         if held is not None:
             with self._lock:
-                self._open.discard(held[1])
+                self._open.pop(threading.current_thread(), None)
             held[1].close()
 
     def close(self) -> None:
         """Close every thread's session (when the service stops)."""
         with self._lock:
-            sessions, self._open = self._open, set()
+            sessions, self._open = list(self._open.values()), {}
         for session in sessions:
             session.close()
 

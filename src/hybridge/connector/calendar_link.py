@@ -14,6 +14,7 @@ nothing is missed); a status or a removal the cloud cannot take is kept and sent
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -36,14 +37,16 @@ log = structlog.get_logger(__name__)
 class LinkAlarms:
     """The calendar link's alarms by code (thread-safe), for the page, the API and logs."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._alarms: dict[str, Alarm] = {}
+        self._clock = clock
+        self._alarms: dict[str, tuple[Alarm, float]] = {}
 
     def raise_(self, alarm: Alarm) -> None:
+        """Raise (or raise again, which keeps it fresh) ``alarm``; logged when new."""
         with self._lock:
             new = alarm.code not in self._alarms
-            self._alarms[alarm.code] = alarm
+            self._alarms[alarm.code] = (alarm, self._clock())
         if new:
             log.error("connector.calendar_alarm", code=alarm.code, message=alarm.message)
 
@@ -52,9 +55,18 @@ class LinkAlarms:
             if self._alarms.pop(code, None) is not None:
                 log.info("connector.calendar_alarm_cleared", code=code)
 
+    def expire(self, code: str, max_age: float) -> None:
+        """Clear ``code`` if it was not raised again for ``max_age`` seconds (the failing
+        call is retried meanwhile: still failing means raised again)."""
+        with self._lock:
+            held = self._alarms.get(code)
+            stale = held is not None and self._clock() - held[1] > max_age
+        if stale:
+            self.clear(code)
+
     def active(self) -> list[Alarm]:
         with self._lock:
-            return sorted(self._alarms.values(), key=lambda a: a.code)
+            return sorted((a for a, _ in self._alarms.values()), key=lambda a: a.code)
 
 
 class CloudMeetingSink:

@@ -7,12 +7,14 @@ runs, from what is stored, every ``config_poll`` seconds or at once when woken:
 2. the enabled-user list: asked every ``users_poll`` seconds with ``If-None-Match``, at once
    on the control command ``calendar_users_changed``; a failure keeps the last list (on
    disk) and retries with capped exponential back-off and jitter (``core.control.Backoff``);
-3. the Exchange configuration: the first one (by display name) with an impersonation
-   password in the vault. Its *fingerprint* (id, last change, password version) decides
-   whether the running engine still fits: a changed configuration, or a new password after
-   a 401 paused everything, restarts it — the persisted sync state makes that lossless;
+3. the Exchange configuration: the first one (by display name, EWS and Graph alike) with
+   its credential in the vault (impersonation password, or Graph client secret). Its
+   *fingerprint* (id, last change, credential version) decides whether the running engine
+   still fits: a changed configuration, or a new credential after a 401 paused everything,
+   restarts it — the persisted sync state makes that lossless;
 4. the ``SyncEngine`` (its own thread, ``run_forever``) over the ``EwsBackend`` built from
-   that configuration and the vault's password, with ``EwsStreamingNotifier`` for push,
+   that configuration and the vault's password, with ``EwsStreamingNotifier`` for push
+   (or over the ``GraphBackend``, polled: Graph push needs a public webhook),
    and the cloud as sink; then the per-user statuses (with out-of-office) to the cloud.
 
 The password is revealed once, to build the backend; it is never logged or shown.
@@ -46,6 +48,7 @@ from hybridge.connector.calendar_settings import CalendarSettings, ews_ssl_conte
 from hybridge.connector.calendar_store import LinkStore
 from hybridge.connector.exchange import ExchangeService
 from hybridge.connector.exchange_config import PASSWORD_PURPOSE, ExchangeRecord
+from hybridge.connector.exchange_graph_config import GraphRecord
 from hybridge.connector.registration import RegistrationService
 from hybridge.core.control import MAX_TEXT
 from hybridge.core.errors import HybridgeError
@@ -56,6 +59,7 @@ from hybridge.vault import Vault
 if TYPE_CHECKING:
     from hybridge.calendar.ews.backend import EwsBackend
     from hybridge.calendar.ews.streaming import EwsStreamingNotifier
+    from hybridge.calendar.interfaces import CalendarBackend
 
 log = structlog.get_logger(__name__)
 
@@ -74,8 +78,8 @@ _START_RETRY = 60.0
 @dataclass
 class _Running:
     fingerprint: tuple[str, ...]
-    record: ExchangeRecord
-    backend: EwsBackend
+    record: ExchangeRecord | GraphRecord
+    backend: CalendarBackend
     notifier: EwsStreamingNotifier | None
     engine: SyncEngine
     stop: threading.Event
@@ -125,7 +129,6 @@ class CalendarService:
         self._running: _Running | None = None
         self._failed: tuple[tuple[str, ...], float] | None = None
         self._registered: str | None = None
-        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,6 +173,8 @@ class CalendarService:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before the round: a wake-up during it is kept for the next one.
+            self._wake.clear()
             try:
                 timeout = self._tick()
             except Exception:  # never let the service die: log and try again
@@ -177,7 +182,6 @@ class CalendarService:
                 timeout = self.settings.config_poll
             self._publish_alarms()
             self._wake.wait(max(0.05, timeout))
-            self._wake.clear()
 
     # -- one round ------------------------------------------------------------------------
 
@@ -204,6 +208,9 @@ class CalendarService:
         if self.users_error is None:
             self.sink.retry_removals()
             self._resend_statuses()
+        # A refused meeting is retried (back-off, then error_retry): while it still fails it
+        # raises the alarm again; quiet for this long means the cause is gone.
+        self.alarms.expire("cloud_refused", max(600.0, 2 * self.settings.sync_poll))
         wait = self._next_users - time.monotonic()
         return min(self.settings.config_poll, wait)
 
@@ -250,28 +257,35 @@ class CalendarService:
         self._users_attempt = 0
         self._next_users = now + self.settings.users_poll
         self.alarms.clear("cloud_unreachable")
-        self.alarms.clear("cloud_refused")
 
     # -- the engine -----------------------------------------------------------------------
 
-    def _desired(self) -> ExchangeRecord | None:
-        records = self.exchange.configs()
-        usable = [r for r in records if r.password is not None]
+    def _desired(self) -> ExchangeRecord | GraphRecord | None:
+        # EWS (on premises) and Graph (Exchange Online) configurations, by display name:
+        # the first with its credential in the vault runs.
+        records: list[ExchangeRecord | GraphRecord] = [
+            *self.exchange.configs(),
+            *self.exchange.graph.configs(),
+        ]
+        records.sort(key=lambda r: r.config.display_name)
+        usable = [r for r in records if _credential(r) is not None]
         if not records:
             self._set_state("no_configuration", "add an Exchange configuration")
             return None
         if not usable:
+            what = (
+                "client secret" if isinstance(records[0], GraphRecord) else "impersonation password"
+            )
             self._set_state(
                 "no_password",
-                f"Exchange configuration {records[0].config.display_name!r} has no "
-                "impersonation password yet",
+                f"Exchange configuration {records[0].config.display_name!r} has no {what} yet",
             )
             return None
         return usable[0]
 
     def _reconcile_engine(self) -> None:
         record = self._desired()
-        wanted = None if record is None else fingerprint(record)
+        wanted = None if record is None else _fingerprint(record)
         running = self._running
         restart, self._force_restart = self._force_restart, False
         if running is not None and running.fingerprint == wanted and not restart:
@@ -299,10 +313,56 @@ class CalendarService:
         self.alarms.clear("impersonation_password_rejected")
         self._set_state("running", f"watching with {record.config.display_name!r}")
 
-    def _start_engine(self, record: ExchangeRecord, print_: tuple[str, ...]) -> _Running:
+    def _graph_backend(self, record: GraphRecord) -> CalendarBackend:
+        # Imported here: msal and httpx cost at import, and most connector starts never sync.
+        from hybridge.calendar.graph import GraphBackend
+
+        secret = self.exchange.graph.stored_secret(record.id)
+        if secret is None:
+            raise CalendarError(f"the client secret of {record.config.display_name!r} is gone")
+        # Verified by the platform trust store only (DESIGN.md §3 invariant 1).
+        context = self.exchange.graph.ssl_context()
+        return GraphBackend.from_settings(record.config.graph_settings(secret), context)
+
+    def _start_engine(
+        self, record: ExchangeRecord | GraphRecord, print_: tuple[str, ...]
+    ) -> _Running:
+        backend: CalendarBackend
+        notifier: EwsStreamingNotifier | None = None
+        if isinstance(record, GraphRecord):
+            # No notifier: Graph change notifications need a public HTTPS webhook, which an
+            # on-premises connector does not have; the engine polls (sync_poll).
+            backend = self._graph_backend(record)
+            endpoint = record.config.graph_url
+        else:
+            ews = self._ews_backend(record)
+            backend, endpoint = ews, ews.ews_url
+            if self.settings.streaming:
+                from hybridge.calendar.ews.streaming import EwsStreamingNotifier
+
+                notifier = EwsStreamingNotifier(ews)
+        engine = SyncEngine(
+            backend,
+            SyncStateStore(self.database, record.id[:64]),
+            self.sink,
+            poll_interval=self.settings.sync_poll,
+            error_retry=max(self.settings.sync_poll, 60.0),
+            workers=self.settings.workers,
+            on_alarm=self._engine_alarm,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=engine.run_forever, args=(stop,), name="calendar-engine", daemon=True
+        )
+        running = _Running(print_, record, backend, notifier, engine, stop, thread)
+        self._forget_stale(running)
+        thread.start()
+        log.info("connector.calendar_engine_started", config_id=record.id, endpoint=endpoint)
+        return running
+
+    def _ews_backend(self, record: ExchangeRecord) -> EwsBackend:
         # Imported here: exchangelib costs ~1 s, and most connector starts never sync.
         from hybridge.calendar.ews.backend import EwsBackend
-        from hybridge.calendar.ews.streaming import EwsStreamingNotifier
 
         ref = self.vault.find(PASSWORD_PURPOSE, record.id)
         if ref is None:
@@ -317,28 +377,9 @@ class CalendarService:
             if not result.ok or not result.ews_url:
                 raise CalendarError(f"Autodiscover did not find EWS: {result.message}")
             ews_url = result.ews_url
-        backend = EwsBackend(
+        return EwsBackend(
             config.ews_settings(), password.reveal_text(), ssl_context=context, ews_url=ews_url
         )
-        engine = SyncEngine(
-            backend,
-            SyncStateStore(self.database, record.id[:64]),
-            self.sink,
-            poll_interval=self.settings.sync_poll,
-            error_retry=max(self.settings.sync_poll, 60.0),
-            workers=self.settings.workers,
-            on_alarm=self._engine_alarm,
-        )
-        notifier = EwsStreamingNotifier(backend) if self.settings.streaming else None
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=engine.run_forever, args=(stop,), name="calendar-engine", daemon=True
-        )
-        running = _Running(print_, record, backend, notifier, engine, stop, thread)
-        self._forget_stale(running)
-        thread.start()
-        log.info("connector.calendar_engine_started", config_id=record.id, ews_url=ews_url)
-        return running
 
     def _engine_alarm(self, alarm: Alarm) -> None:
         self.alarms.raise_(Alarm(alarm.code, f"{REJECTED_ALARM} ({alarm.message})"))
@@ -489,6 +530,26 @@ class CalendarService:
             "mailboxes": mailboxes,
             "alarms": [{"code": a.code, "message": a.message} for a in self.alarms.active()],
         }
+
+
+def _credential(record: ExchangeRecord | GraphRecord) -> object | None:
+    return record.client_secret if isinstance(record, GraphRecord) else record.password
+
+
+def _fingerprint(record: ExchangeRecord | GraphRecord) -> tuple[str, ...] | None:
+    """What makes a running engine stale (see ``calendar_settings.fingerprint``)."""
+    if not isinstance(record, GraphRecord):
+        return fingerprint(record)
+    secret = record.client_secret
+    if secret is None:
+        return None
+    return (
+        "graph",
+        record.id,
+        record.updated_at.isoformat(),
+        str(secret.version),
+        secret.set_at.isoformat(),
+    )
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

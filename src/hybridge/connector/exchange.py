@@ -42,6 +42,7 @@ from hybridge.connector.exchange_errors import (
     InsecureNotConfirmed,
     PasswordNotSet,
 )
+from hybridge.connector.exchange_graph import GraphConfigService
 from hybridge.storage.db import Database
 from hybridge.truststore import TrustStore, TrustStoreError, TrustUse
 from hybridge.vault import Secret, Vault
@@ -130,6 +131,15 @@ class ExchangeService:
         self._clock = clock
         self._timeout = test_timeout
         self.links = CredentialLinks(database, clock)
+        #: Exchange Online (Microsoft Graph) configurations, beside the EWS ones.
+        self.graph = GraphConfigService(
+            database,
+            vault,
+            store,
+            clock,
+            test_timeout=test_timeout,
+            names_taken=lambda: frozenset(r.config.display_name for r in self.configs()),
+        )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -157,7 +167,10 @@ class ExchangeService:
 
     def export(self) -> dict[str, Any]:
         """Every configuration's public view (the export never holds a password)."""
-        return {"exchange_configs": [r.public_view() for r in self.configs()]}
+        return {
+            "exchange_configs": [r.public_view() for r in self.configs()],
+            "graph_configs": [r.public_view() for r in self.graph.configs()],
+        }
 
     # -- testing -----------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from hybridge.connector.exchange_errors import (
     LinkWrongConfiguration,
     PasswordNotSet,
 )
+from hybridge.connector.exchange_graph_views import graph_router
 from hybridge.connector.services import ConnectorServices
 from hybridge.vault import Secret, Vault
 from hybridge.web.auth import WebAuth
@@ -86,6 +87,8 @@ def install_exchange(app: FastAPI, services: ConnectorServices, vault: Vault) ->
         return response
 
     app.add_exception_handler(ExchangeError, _exchange_error)
+    # Before the EWS router: its /exchange/{config_id} would otherwise take /exchange/graph.
+    app.include_router(graph_router(services.auth, service.graph))
     app.include_router(exchange_router(services.auth, service))
     app.include_router(credential_entry_router(service))
     return service
@@ -185,7 +188,12 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
     @router.get("/exchange")
     def exchange_list(request: Request, web: Admin) -> Response:
         views = [r.public_view() for r in service.configs()]
-        return page(request, "exchange_list.html", {"title": "Exchange", "configs": views})
+        graph = [r.public_view() for r in service.graph.configs()]
+        return page(
+            request,
+            "exchange_list.html",
+            {"title": "Exchange", "configs": views, "graph_configs": graph},
+        )
 
     @router.get("/exchange/new")
     def exchange_new(request: Request, web: Admin) -> Response:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from hybridge.connector.traversal_errors import TraversalConfigInvalid
+from hybridge.connector.traversal_listener_config import PremisesListener
 from hybridge.core.tlsverify import InvalidExpectedName, NamePolicy
 from hybridge.storage.db import Database
 from hybridge.vault import Secret, Vault
@@ -59,6 +60,12 @@ traversal_table = sa.Table(
     sa.Column("premises_name", sa.String(253), nullable=False),
     sa.Column("keepalive_interval", sa.Float, nullable=False),
     sa.Column("certificate_pem", sa.Text, nullable=True),
+    # The premises-side listener (migration 0009): all NULL when there is none.
+    sa.Column("listen_host", sa.String(45), nullable=True),
+    sa.Column("listen_port", sa.Integer, nullable=True),
+    sa.Column("listen_transport", sa.String(3), nullable=True),
+    sa.Column("listen_allow", sa.Text, nullable=True),
+    sa.Column("listen_require_client_cert", sa.Boolean, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False),
 )
@@ -246,6 +253,8 @@ class TraversalConfig:
     premises: PremisesServer
     keepalive_interval: float = DEFAULT_KEEPALIVE
     certificate_pem: str | None = None
+    #: Where the premises server may dial the connector itself (None: it may not).
+    listener: PremisesListener | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -284,6 +293,7 @@ class TraversalConfig:
             "premises": self.premises.uri,
             "premises_name": self.premises.name,
             "keepalive_interval": self.keepalive_interval,
+            "listener": None if self.listener is None else self.listener.public_view(),
             "certificate": None
             if leaf is None
             else {
@@ -311,6 +321,26 @@ class TraversalRecord:
         }
 
 
+def _listener_columns(listener: PremisesListener | None) -> dict[str, Any]:
+    if listener is None:
+        return dict.fromkeys(
+            (
+                "listen_host",
+                "listen_port",
+                "listen_transport",
+                "listen_allow",
+                "listen_require_client_cert",
+            )
+        )
+    return {
+        "listen_host": listener.host,
+        "listen_port": listener.port,
+        "listen_transport": listener.transport,
+        "listen_allow": ",".join(listener.allow),
+        "listen_require_client_cert": listener.require_client_cert,
+    }
+
+
 class TraversalStore:
     """The one traversal configuration row and its vaulted key, read and written together."""
 
@@ -331,6 +361,15 @@ class TraversalStore:
             premises=PremisesServer.parse(row.premises_uri, row.premises_name),
             keepalive_interval=row.keepalive_interval,
             certificate_pem=row.certificate_pem,
+            listener=None
+            if row.listen_host is None
+            else PremisesListener(
+                row.listen_host,
+                row.listen_port,
+                row.listen_transport,
+                tuple(a for a in (row.listen_allow or "").split(",") if a),
+                bool(row.listen_require_client_cert),
+            ),
         )
         return TraversalRecord(config, row.updated_at, row.updated_by)
 
@@ -367,6 +406,7 @@ class TraversalStore:
             "premises_name": config.premises.name,
             "keepalive_interval": config.keepalive_interval,
             "certificate_pem": config.certificate_pem,
+            **_listener_columns(config.listener),
             "updated_at": now,
             "updated_by": actor,
         }

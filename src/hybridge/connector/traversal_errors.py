@@ -8,8 +8,11 @@
           │                             registration)
           ├── EdgeUnreachable           no TCP/TLS connection to the edge (or the premises
           │                             server), or it went away
-          └── EdgeRefused               the edge's (or the premises server's) certificate
+          ├── EdgeRefused               the edge's (or the premises server's) certificate
                                         failed our check (untrusted issuer, wrong name, ...)
+          ├── MessageTimedOut           a peer left a message incomplete past the header
+          │                             timeout (slow or stalled sender)
+          └── ListenerUnavailable       the premises listener cannot be started (bind, TLS)
 
 Each class carries ``reason``, the stable code used in log lines and metric labels.
 
@@ -58,3 +61,15 @@ class EdgeRefused(TraversalError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class MessageTimedOut(TraversalError):
+    """A peer began a SIP message and did not finish it within the header timeout."""
+
+    reason = "header_timeout"
+
+
+class ListenerUnavailable(TraversalError):
+    """The premises-side listener could not be started (address in use, no identity, ...)."""
+
+    reason = "listener_unavailable"

@@ -26,13 +26,14 @@ from hybridge.connector.traversal_config import TraversalConfig, TraversalStore
 from hybridge.connector.traversal_errors import (
     EdgeRefused,
     EdgeUnreachable,
+    MessageTimedOut,
     TraversalError,
     TraversalIdentityMissing,
 )
 from hybridge.connector.traversal_relay import Side
 from hybridge.core.control import Backoff
 from hybridge.core.errors import HybridgeError
-from hybridge.core.sip import SipStream
+from hybridge.core.sip import DEFAULT_MAX_MESSAGE_SIZE, SipStream
 from hybridge.core.tlsverify import NamePolicy, PeerRole, Refused, Use
 from hybridge.tls import check_peer
 from hybridge.truststore import TrustStore
@@ -47,6 +48,7 @@ class TraversalSettings:
     ``HYBRIDGE_TRAVERSAL_BACKOFF_BASE``  first re-dial ceiling (s, default 1)
     ``HYBRIDGE_TRAVERSAL_BACKOFF_CAP``   largest re-dial ceiling (s, default 60)
     ``HYBRIDGE_TRAVERSAL_POLL``          how often the configuration is re-read (s, default 2)
+    ``HYBRIDGE_TRAVERSAL_HEADER_TIMEOUT`` time to finish a begun message (s, default 5)
     """
 
     backoff: Backoff = field(default_factory=Backoff)
@@ -54,6 +56,25 @@ class TraversalSettings:
     #: RFC 5626 §4.4.1: no pong within 10 seconds means the flow has failed.
     pong_timeout: float = 10.0
     config_poll: float = 2.0
+    #: Once a message's first byte has arrived, the rest must arrive within this time, on
+    #: every connection the connector holds (the edge's ``header_timeout`` default; nginx's
+    #: ``client_header_timeout`` and Kamailio's ``tcp_msg_read_timeout`` do the same): a
+    #: peer trickling one byte a second cannot hold a connection and its buffer forever.
+    header_timeout: float = 5.0
+    #: The codec's limits (``hybridge.core.sip``; 64 KiB like Kamailio's BUF_SIZE): a
+    #: larger message closes its connection only.
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Connections the premises server may hold open to the listener at once (a PBX needs
+    #: one or a few; the bound stops an allowed but faulty peer from exhausting sockets).
+    max_premises_connections: int = 32
+
+    def sip_stream(self, *, expect_pongs: bool = False) -> SipStream:
+        """A ``SipStream`` with these limits."""
+        return SipStream(
+            max_message_size=self.max_message_size,
+            max_body_size=self.max_message_size,
+            expect_pongs=expect_pongs,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TraversalSettings:
@@ -62,12 +83,18 @@ class TraversalSettings:
         poll = float(env.get("HYBRIDGE_TRAVERSAL_POLL", "2"))
         if not poll > 0:
             raise ValueError(f"HYBRIDGE_TRAVERSAL_POLL {poll!r} must be a positive number")
+        header_timeout = float(env.get("HYBRIDGE_TRAVERSAL_HEADER_TIMEOUT", "5"))
+        if not header_timeout > 0:
+            raise ValueError(
+                f"HYBRIDGE_TRAVERSAL_HEADER_TIMEOUT {header_timeout!r} must be a positive number"
+            )
         return cls(
             backoff=Backoff(
                 float(env.get("HYBRIDGE_TRAVERSAL_BACKOFF_BASE", "1")),
                 float(env.get("HYBRIDGE_TRAVERSAL_BACKOFF_CAP", "60")),
             ),
             config_poll=poll,
+            header_timeout=header_timeout,
         )
 
 
@@ -84,6 +111,9 @@ class TraversalStatus:
     last_error_at: float | None = None
     premises_connected: bool = False
     premises_error: str | None = None
+    listener: str | None = None
+    listener_error: str | None = None
+    premises_inbound: int = 0
     relayed: dict[str, int] = field(default_factory=lambda: {"to_edge": 0, "to_premises": 0})
 
     def fail(self, message: str) -> None:
@@ -106,24 +136,66 @@ class TraversalStatus:
             "last_error_at": self.last_error_at,
             "premises_connected": self.premises_connected,
             "premises_error": self.premises_error,
+            "listener": self.listener,
+            "listener_error": self.listener_error,
+            "premises_inbound": self.premises_inbound,
             "relayed": dict(self.relayed),
         }
 
 
 @dataclass
 class Link:
-    """One stream connection the client opened: to the edge or to the premises server."""
+    """One stream connection: to the edge or the premises server (``conn_id`` 0, the
+    connector dialled it), or from the premises server to our listener (``conn_id`` > 0)."""
 
     side: Side
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     stream: SipStream
+    conn_id: int = 0
+    #: Loop time when the incomplete message now buffered began (None: none buffered).
+    message_started: float | None = None
+
+    @property
+    def name(self) -> str:
+        """``edge``, ``premises`` or ``premises connection N`` for log lines."""
+        if self.conn_id:
+            return f"premises connection {self.conn_id}"
+        return self.side.value
 
     def send(self, data: bytes) -> None:
         """Queue ``data`` (one whole message or keep-alive) on the connection."""
         # One write per message: asyncio appends it whole to the transport's buffer, so
         # messages from concurrent tasks never interleave on the wire.
         self.writer.write(data)
+
+    async def receive(self, header_timeout: float, size: int = 65_536) -> bytes:
+        """The next bytes from the peer (``b""`` when it closed).
+
+        While an incomplete message is buffered, waits only until ``header_timeout`` after
+        that message began; the caller resets ``message_started`` when a message completes.
+        Raises ``MessageTimedOut`` then; ``OSError``/``ssl.SSLError`` pass through.
+        """
+        timeout: float | None = None
+        if self.stream.buffered:
+            now = time.monotonic()
+            if self.message_started is None:
+                self.message_started = now
+            timeout = self.message_started + header_timeout - now
+        else:
+            self.message_started = None
+        if timeout is not None and timeout <= 0:
+            raise self._timed_out(header_timeout)
+        try:
+            return await asyncio.wait_for(self.reader.read(size), timeout)
+        except TimeoutError:
+            raise self._timed_out(header_timeout) from None
+
+    def _timed_out(self, header_timeout: float) -> MessageTimedOut:
+        return MessageTimedOut(
+            f"the {self.name} left a message incomplete for {header_timeout:g}s "
+            f"({self.stream.buffered} bytes buffered); connection closed"
+        )
 
 
 def identity(

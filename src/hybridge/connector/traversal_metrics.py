@@ -39,3 +39,20 @@ PREMISES_CONNECTED = Gauge(
     "hybridge_connector_traversal_premises_connected",
     "1 while the connection to the premises SIP server is up.",
 )
+LISTENER_REFUSED = Counter(
+    "hybridge_connector_traversal_listener_refused_total",
+    "Connections to the premises listener refused, by reason (address_not_allowed, "
+    "name_mismatch, untrusted_certificate, tls_handshake, too_many_connections).",
+    ["reason"],
+)
+PREMISES_INBOUND = Gauge(
+    "hybridge_connector_traversal_premises_inbound_connections",
+    "Connections the premises server holds open to the connector's listener.",
+)
+CONNECTIONS_CLOSED = Counter(
+    "hybridge_connector_traversal_connections_closed_total",
+    "Connections the connector closed because of what the peer sent, by side (edge, "
+    "premises) and reason (header_timeout: a message left incomplete; bad_message: over "
+    "the codec's limits or unframeable).",
+    ["side", "reason"],
+)

@@ -19,9 +19,18 @@ roles share no code, DESIGN.md §4 — see the report on moving the generic part
   cannot make us relay a response it forged onto the other connection;
 - §16.7 step 3: a response whose top Via is ours loses it and goes to the other side.
 
-Route and Record-Route are left alone: the edge Record-Routes (RFC 5658, double) and pops
-its own Route values, and both connections here are the only way in and out, so in-dialog
-requests come back over the same two connections without a Route naming the connector.
+- RFC 5923-style connection reuse for the premises listener: a request that arrived on a
+  connection the premises server opened to us carries ``hxc=<id>.<mac>`` in our Via too,
+  so its responses go back over *that* connection (a PBX may hold several), as the edge's
+  ``hbc`` does; the MAC (same per-process key) stops a forged id from steering responses
+  onto another premises connection.
+
+Record-Route: without a premises listener, Route and Record-Route are left alone (the edge
+Record-Routes, RFC 5658, and both connections are the only way in and out). With one, a
+PBX sends in-dialog requests to the Route set it learnt, so every dialog-creating request
+gets our ``Record-Route`` naming the listener (``hxr`` parameter), and a Route naming it is
+popped on the way back (RFC 3261 §16.4). One entry serves both directions: the edge side
+is a single connection, and a request from the edge goes to the premises server.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ MAGIC_COOKIE = "z9hG4bK"
 #: RFC 3261 §16.6 step 3: the value a proxy adds when a request has no Max-Forwards.
 DEFAULT_MAX_FORWARDS = 70
 _TAG = "hb-connector"
+#: RFC 3261 §12.1.1: the requests that create a dialog Record-Route is meant for.
+_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
 
 class Side(StrEnum):
@@ -55,10 +66,12 @@ class Side(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """Send ``data`` on the ``to`` side's connection."""
+    """Send ``data`` on the ``to`` side's connection: ``conn_id`` 0 is the one the
+    connector dialled, any other id a connection the premises server opened to us."""
 
     to: Side
     data: bytes
+    conn_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +97,57 @@ class TraversalRelay:
 
     ``transports`` maps each side to the Via transport token used there (``TLS`` towards the
     edge; ``TCP`` or ``TLS`` towards the premises). ``key`` authenticates our ``hxs`` Via
-    parameter (random per process when not given).
+    parameter (random per process when not given). ``record_route`` is the listener's
+    ``(host, port, transport)`` when there is a premises listener, else None.
     """
 
-    def __init__(self, *, host: str, transports: dict[Side, str], key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        transports: dict[Side, str],
+        key: bytes | None = None,
+        record_route: tuple[str, int, str] | None = None,
+    ) -> None:
         self.host = host.lower()
         self.transports = dict(transports)
         self._key = key or secrets.token_bytes(32)
+        self._rr = record_route
+        if record_route is not None:
+            rr_host, rr_port, transport = record_route
+            bracketed = f"[{rr_host}]" if ":" in rr_host else rr_host
+            self.record_route_uri: str | None = (
+                f"<sip:{bracketed}:{rr_port};transport={transport};lr;hxr>"
+            )
+        else:
+            self.record_route_uri = None
 
     def _mac(self, side: Side) -> str:
         return hmac.new(self._key, side.value.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def _conn_mac(self, conn_id: int) -> str:
+        # Domain-separated from the side MACs ("conn|"), so one can never stand for the other.
+        message = f"conn|{conn_id}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:12]
+
+    def _route_is_ours(self, uri: str) -> bool:
+        # Only a Route on our listener's host and port with the ``hxr`` parameter is ours
+        # (RFC 3261 §16.4: "the value indicates this proxy").
+        if self._rr is None:
+            return False
+        scheme, _, rest = uri.strip("<>").partition(":")
+        if scheme.lower() not in ("sip", "sips") or "@" in rest:
+            return False
+        hostport, _, params = rest.partition(";")
+        if hostport.startswith("["):
+            host, _, port_text = hostport[1:].partition("]")
+            port_text = port_text.lstrip(":")
+        else:
+            host, _, port_text = hostport.partition(":")
+        rr_host, rr_port, _ = self._rr
+        if host.lower() != rr_host.lower() or (port_text or "5060") != str(rr_port):
+            return False
+        return any(p.split("=", 1)[0].strip().lower() == "hxr" for p in params.split(";"))
 
     @staticmethod
     def stateless_branch(request: Request, out: Side) -> str:
@@ -124,11 +178,15 @@ class TraversalRelay:
         digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
         return f"{MAGIC_COOKIE}-hx{digest[:24]}"
 
-    def via_for(self, request: Request, out: Side) -> str:
-        """Our Via value for ``request`` relayed to ``out``."""
+    def via_for(self, request: Request, out: Side, conn_id: int = 0) -> str:
+        """Our Via value for ``request`` relayed to ``out``; ``conn_id`` is the premises
+        connection it arrived on (0: the one we dialled, or the edge)."""
         branch = self.stateless_branch(request, out)
         transport = self.transports[out]
-        return f"SIP/2.0/{transport} {self.host};branch={branch};hxs={out.value}.{self._mac(out)}"
+        via = f"SIP/2.0/{transport} {self.host};branch={branch};hxs={out.value}.{self._mac(out)}"
+        if conn_id:
+            via += f";hxc={conn_id}.{self._conn_mac(conn_id)}"
+        return via
 
     def _local(self, request: Request, status: int, reason: str) -> Action:
         if request.method == "ACK":
@@ -136,9 +194,12 @@ class TraversalRelay:
             return Drop(f"ACK that would be answered {status}")
         return Answer(serialize(request.response(status, reason, to_tag=_TAG)), status)
 
-    def on_request(self, request: Request, side: Side) -> Action:
-        """What to do with ``request`` received from ``side``."""
+    def on_request(self, request: Request, side: Side, conn_id: int = 0) -> Action:
+        """What to do with ``request`` received from ``side`` (on premises connection
+        ``conn_id`` when the premises server opened it)."""
         try:
+            while request.route and self._route_is_ours(request.route[0].uri):
+                request = request.without_top_route()
             if request.max_forwards == 0:
                 # RFC 3261 §16.3 step 3.
                 return self._local(request, 483, "Too Many Hops")
@@ -147,7 +208,13 @@ class TraversalRelay:
             request = request.with_max_forwards(
                 DEFAULT_MAX_FORWARDS if forwards is None else forwards - 1
             )
-            request = request.with_via(self.via_for(request, out))
+            if (
+                self.record_route_uri is not None
+                and request.method in _DIALOG_CREATING
+                and request.to_address.tag is None
+            ):
+                request = request.with_record_route(self.record_route_uri)
+            request = request.with_via(self.via_for(request, out, conn_id))
         except SipError as exc:
             return self._local(request, exc.status_hint, "Bad Request")
         return Relay(out, serialize(request))
@@ -165,4 +232,15 @@ class TraversalRelay:
             return Drop(f"response whose top Via {top.value!r} carries no valid hxs for {side}")
         if len(response.via) < 2:
             return Drop("response to a request the connector sent itself")
-        return Relay(side.other, serialize(response.without_top_via()))
+        conn_id = 0
+        conn_tag = top.param("hxc")
+        if conn_tag is not None:
+            conn_text, _, conn_mac = conn_tag.partition(".")
+            # RFC 5923-style reuse: the id names the premises connection the request came
+            # in on; only an id we authenticated may steer the response.
+            if not conn_text.isdigit() or not hmac.compare_digest(
+                conn_mac, self._conn_mac(int(conn_text))
+            ):
+                return Drop(f"response whose top Via {top.value!r} carries no valid hxc")
+            conn_id = int(conn_text)
+        return Relay(side.other, serialize(response.without_top_via()), conn_id)

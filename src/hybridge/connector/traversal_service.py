@@ -20,6 +20,14 @@ the edge reads nothing before it has admitted our certificate, so a pong proves 
 with its reason, kept as ``last_error``, counted, and followed by a re-dial after a capped
 exponential back-off with full jitter (``core.control.Backoff``), reset after a connection
 that was admitted. Configuration changes (CLI, page, API) are picked up without a restart.
+
+Premises listener (optional, ``traversal_listener``): the premises server may also dial
+the connector; its connections live as long as the configuration (not the edge
+connection), and a request arriving while the edge is down is answered 503.
+
+Slow and oversize peers: on every connection (edge, dialled premises, accepted premises) a
+message begun must be finished within ``header_timeout`` and stay within the codec's
+limits; otherwise that connection alone is closed (the edge's one is then re-dialled).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -38,6 +47,7 @@ from hybridge.connector.credentials import CredentialStore
 from hybridge.connector.traversal_config import PremisesServer, TraversalConfig, TraversalStore
 from hybridge.connector.traversal_errors import (
     EdgeUnreachable,
+    MessageTimedOut,
     TraversalError,
 )
 from hybridge.connector.traversal_link import (
@@ -45,8 +55,14 @@ from hybridge.connector.traversal_link import (
     TraversalSettings,
     TraversalStatus,
     edge_context,
+    identity,
     judge_server,
     open_stream,
+)
+from hybridge.connector.traversal_listener import (
+    PremisesAcceptor,
+    allowed_networks,
+    listener_context,
 )
 from hybridge.connector.traversal_relay import Answer, Drop, Relay, Side, TraversalRelay
 from hybridge.core.errors import HybridgeError
@@ -60,7 +76,6 @@ from hybridge.core.sip import (
     Request,
     Response,
     SipError,
-    SipStream,
     serialize,
 )
 from hybridge.tls import client_context
@@ -68,7 +83,6 @@ from hybridge.truststore import TrustStore
 from hybridge.truststore.interfaces import TrustUse
 
 log = logging.getLogger("hybridge.connector.traversal")
-_READ_SIZE = 65_536
 #: Messages for the premises held while its connection is being opened; past it, 503.
 MAX_PENDING = 64
 
@@ -110,6 +124,12 @@ class TraversalClient:
         self._admitted = False
         self._last_logged: str | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        # One key per process for our Via MACs: a relay rebuilt after a reconfiguration
+        # still recognises the responses to requests it relayed before.
+        self._relay_key = secrets.token_bytes(32)
+        self._acceptor: PremisesAcceptor | None = None
+        self._acceptor_for: TraversalConfig | None = None
+        self._inbound: dict[int, Link] = {}
 
     # -- start / stop (the app's lifespan) -----------------------------------------------
 
@@ -124,6 +144,7 @@ class TraversalClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._stop_listener()
         metrics.CONNECTED.set(0)
         metrics.PREMISES_CONNECTED.set(0)
 
@@ -141,12 +162,15 @@ class TraversalClient:
                 await asyncio.sleep(self.settings.config_poll)
                 continue
             if record is None:
+                await self._stop_listener()
                 self.status = TraversalStatus(redials=self.status.redials)
                 attempt = 0
                 await asyncio.sleep(self.settings.config_poll)
                 continue
             config = record.config
             self.status.edge = str(config.edge)
+            self._relay = self._make_relay(config)
+            await self._ensure_listener(config)
             self._admitted = False
             try:
                 await self._session(config)
@@ -236,14 +260,7 @@ class TraversalClient:
             edge.host, edge.port, context, config.edge_name, "edge", self.settings.connect_timeout
         )
         judge_server(writer, config.edge_name, anchors, f"edge {edge}")
-        self._relay = TraversalRelay(
-            host=self.host,
-            transports={
-                Side.EDGE: "TLS",
-                Side.PREMISES: config.premises.transport.upper(),
-            },
-        )
-        link = Link(Side.EDGE, reader, writer, SipStream(expect_pongs=True))
+        link = Link(Side.EDGE, reader, writer, self.settings.sip_stream(expect_pongs=True))
         self._links[Side.EDGE] = link
         tasks = [
             asyncio.create_task(self._keepalive(link, config)),
@@ -309,7 +326,14 @@ class TraversalClient:
         edge = link.side is Side.EDGE
         while True:
             try:
-                data = await link.reader.read(_READ_SIZE)
+                data = await link.receive(self.settings.header_timeout)
+            except MessageTimedOut as exc:
+                # A slow or stalled sender: the connection goes, its buffer with it.
+                metrics.CONNECTIONS_CLOSED.labels(link.side.value, exc.reason).inc()
+                if edge:
+                    raise
+                log.warning("traversal: %s", exc)
+                return
             except (OSError, ssl.SSLError) as exc:
                 data, lost = b"", str(exc)
             else:
@@ -317,6 +341,7 @@ class TraversalClient:
             try:
                 link.stream.receive_data(data)
                 while (event := link.stream.next_event()) is not NEED_DATA:
+                    link.message_started = None  # progress: the header timer restarts
                     if event is CLOSED:
                         break
                     if isinstance(event, Pong):
@@ -325,12 +350,15 @@ class TraversalClient:
                     elif isinstance(event, Ping):
                         link.send(PONG)
                     elif isinstance(event, Request | Response):
-                        self._dispatch(event, link.side, config)
+                        self._dispatch(event, link, config)
             except SipError as exc:
-                message = f"the {link.side.value} sent a message we cannot frame: {exc}"
+                # Over the codec's limits or unframeable: this connection only is closed;
+                # the stream cannot find the next message boundary (core.sip.stream).
+                metrics.CONNECTIONS_CLOSED.labels(link.side.value, "bad_message").inc()
+                message = f"the {link.name} sent a message we cannot frame: {exc}"
                 if edge:
                     raise TraversalError(message + "; connection closed") from exc
-                log.warning("traversal: %s; premises connection closed", message)
+                log.warning("traversal: %s; connection closed", message)
                 return
             if not data:
                 if edge:
@@ -345,19 +373,32 @@ class TraversalClient:
                     raise EdgeUnreachable(
                         f"the edge closed the traversal connection{before} ({lost})"
                     )
-                log.info("traversal: premises connection %s", lost)
+                log.info("traversal: %s %s", link.name, lost)
                 return
 
     # -- relaying ----------------------------------------------------------------------------
 
-    def _dispatch(self, message: Request | Response, side: Side, config: TraversalConfig) -> None:
+    def _dispatch(self, message: Request | Response, origin: Link, config: TraversalConfig) -> None:
         relay = self._relay
         assert relay is not None
+        side = origin.side
         if isinstance(message, Request):
-            action = relay.on_request(message, side)
+            action = relay.on_request(message, side, origin.conn_id)
         else:
             action = relay.on_response(message, side)
         if isinstance(action, Relay):
+            if action.conn_id:
+                # RFC 5923-style: back over the premises connection the request came in on.
+                inbound = self._inbound.get(action.conn_id)
+                if inbound is not None and not inbound.writer.is_closing():
+                    self._relayed(inbound, action, message)
+                else:
+                    metrics.DROPPED.inc()
+                    log.info(
+                        "traversal: response for closed premises connection %d dropped",
+                        action.conn_id,
+                    )
+                return
             link = self._links.get(action.to)
             if link is not None and not link.writer.is_closing():
                 self._relayed(link, action, message)
@@ -366,14 +407,14 @@ class TraversalClient:
                 # blocked for the connect timeout would miss the keep-alive pongs. The
                 # message waits (bounded) until the premises connection is up.
                 if len(self._pending) >= MAX_PENDING:
-                    self._unavailable(message, side)
+                    self._unavailable(message, origin)
                 else:
                     self._pending.append((action, message))
                     self._ensure_premises(config)
             else:
-                self._unavailable(message, side)
+                self._unavailable(message, origin)
         elif isinstance(action, Answer):
-            self._links[side].send(action.data)
+            origin.send(action.data)
             metrics.ANSWERED.labels(str(action.status)).inc()
         elif isinstance(action, Drop):
             metrics.DROPPED.inc()
@@ -386,8 +427,7 @@ class TraversalClient:
         kind = "request" if isinstance(message, Request) else "response"
         metrics.RELAYED.labels(direction, kind).inc()
 
-    def _unavailable(self, message: Request | Response, side: Side) -> None:
-        link = self._links.get(side)
+    def _unavailable(self, message: Request | Response, link: Link | None) -> None:
         if isinstance(message, Request) and message.method != "ACK" and link is not None:
             # RFC 3261 §16.11: a stateless proxy may answer when it cannot forward.
             answer = message.response(503, "Service Unavailable", to_tag="hb-connector")
@@ -412,7 +452,7 @@ class TraversalClient:
             if link is not None and not link.writer.is_closing():
                 self._relayed(link, action, message)
             else:
-                self._unavailable(message, Side.EDGE)
+                self._unavailable(message, self._links.get(Side.EDGE))
 
     async def _premises(self, config: TraversalConfig) -> Link | None:
         """The connection to the premises server, dialled when there is none."""
@@ -450,7 +490,7 @@ class TraversalClient:
         if context is not None:
             # Over TLS the premises server is judged like the edge: platform anchors, name.
             judge_server(writer, premises.name, anchors, f"premises server {premises.uri}")
-        return Link(Side.PREMISES, reader, writer, SipStream())
+        return Link(Side.PREMISES, reader, writer, self.settings.sip_stream())
 
     async def _serve_premises(self, link: Link, config: TraversalConfig) -> None:
         try:
@@ -463,3 +503,90 @@ class TraversalClient:
             link.writer.transport.abort()
             self.status.premises_connected = False
             metrics.PREMISES_CONNECTED.set(0)
+
+    # -- the premises listener ----------------------------------------------------------------
+
+    def _make_relay(self, config: TraversalConfig) -> TraversalRelay:
+        listener = config.listener
+        record_route = None
+        if listener is not None:
+            # The Record-Route names the listener as the premises server reaches it: its
+            # bound address, or the connector's host name when bound to every address.
+            rr_host = self.host if listener.wildcard else listener.host
+            record_route = (rr_host, listener.port, listener.transport)
+        return TraversalRelay(
+            host=self.host,
+            transports={Side.EDGE: "TLS", Side.PREMISES: config.premises.transport.upper()},
+            key=self._relay_key,
+            record_route=record_route,
+        )
+
+    async def _ensure_listener(self, config: TraversalConfig) -> None:
+        """Run the listener ``config`` asks for (restarted when its settings change)."""
+        wanted = config.listener
+        current = self._acceptor_for
+        if (
+            current is not None
+            and current.listener == wanted
+            and current.premises == config.premises
+            and current.certificate_pem == config.certificate_pem
+        ):
+            return
+        await self._stop_listener()
+        if wanted is None:
+            return
+        self.status.listener = str(wanted)
+        try:
+            context = None
+            anchors: tuple[Any, ...] = ()
+            if wanted.transport == "tls":
+                anchors = await asyncio.to_thread(self.trust.anchors_for, TrustUse.PLATFORM)
+                cert_pem, key = await asyncio.to_thread(
+                    identity, config, self.store, self.credentials
+                )
+                context = await asyncio.to_thread(listener_context, wanted, anchors, cert_pem, key)
+            acceptor = PremisesAcceptor(
+                wanted,
+                config.premises,
+                context=context,
+                anchors=anchors,
+                allowed=await allowed_networks(wanted, config.premises),
+                settings=self.settings,
+                on_link=lambda link: self._serve_inbound(link, config),
+            )
+            await acceptor.start()
+        except HybridgeError as exc:
+            # Not fatal to the traversal connection; retried when the client loops again.
+            self.status.listener_error = str(exc)
+            log.warning("traversal: premises listener: %s", exc)
+            return
+        self._acceptor, self._acceptor_for = acceptor, config
+        self.status.listener_error = None
+        log.info(
+            "traversal: listening for the premises server on %s (%s%s)",
+            wanted,
+            wanted.transport,
+            ", client certificate required" if wanted.require_client_cert else "",
+        )
+
+    async def _stop_listener(self) -> None:
+        acceptor, self._acceptor, self._acceptor_for = self._acceptor, None, None
+        if acceptor is not None:
+            await acceptor.close()
+        self.status.listener = None
+        self.status.premises_inbound = 0
+        metrics.PREMISES_INBOUND.set(0)
+
+    async def _serve_inbound(self, link: Link, config: TraversalConfig) -> None:
+        self._inbound[link.conn_id] = link
+        self.status.premises_inbound = len(self._inbound)
+        metrics.PREMISES_INBOUND.set(len(self._inbound))
+        try:
+            await self._read(link, config)
+        except Exception:  # one premises connection must not take the client down
+            log.exception("traversal: %s failed", link.name)
+        finally:
+            self._inbound.pop(link.conn_id, None)
+            link.writer.transport.abort()
+            self.status.premises_inbound = len(self._inbound)
+            metrics.PREMISES_INBOUND.set(len(self._inbound))

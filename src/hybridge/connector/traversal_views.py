@@ -6,7 +6,9 @@ Page (login + session CSRF): ``/traversal`` shows the configuration and the live
 
 API (session cookie + ``X-CSRF-Token`` on unsafe methods): ``GET /api/traversal``,
 ``PUT /api/traversal`` (JSON: ``edge``, ``edge_name``, ``premises``, optional
-``premises_name``, ``keepalive_interval``, ``certificate_pem``, ``key_pem``),
+``premises_name``, ``keepalive_interval``, ``certificate_pem``, ``key_pem``, and the
+premises listener: ``listen``, ``listen_transport``, ``listen_allow``,
+``listen_require_client_cert``),
 ``DELETE /api/traversal``. The key is write-only: no page, answer or log line shows it.
 
 No ``from __future__ import annotations`` here: see ``hybridge.web.auth``.
@@ -34,6 +36,7 @@ from hybridge.connector.traversal_errors import (
     TraversalNotConfigured,
 )
 from hybridge.connector.traversal_link import TraversalSettings
+from hybridge.connector.traversal_listener_config import listener_from_fields
 from hybridge.connector.traversal_service import TraversalClient
 from hybridge.vault import Secret, Vault
 from hybridge.web.auth import WebAuth
@@ -98,6 +101,12 @@ def config_from(values: dict[str, Any]) -> tuple[TraversalConfig, Secret | None]
 
     Raises ``TraversalConfigInvalid`` for a missing or malformed field.
     """
+    values = dict(values)  # the caller re-renders its own copy on error
+    require = values.pop("listen_require_client_cert", False)
+    if isinstance(require, str):
+        require = require.strip().lower() in ("on", "true", "1", "yes")
+    if not isinstance(require, bool):
+        raise TraversalConfigInvalid("field 'listen_require_client_cert' must be true or false")
     for name, value in values.items():
         if value is not None and not isinstance(value, str | int | float):
             raise TraversalConfigInvalid(f"field {name!r} must be text or a number")
@@ -121,8 +130,25 @@ def config_from(values: dict[str, Any]) -> tuple[TraversalConfig, Secret | None]
         ),
         keepalive_interval=interval,
         certificate_pem=certificate + "\n" if certificate else None,
+        listener=listener_from_fields(
+            str(values.get("listen") or ""),
+            str(values.get("listen_transport") or ""),
+            str(values.get("listen_allow") or ""),
+            require,
+        ),
     )
     return config, Secret.from_text(key_text + "\n") if key_text else None
+
+
+def _listener_form(listener: dict[str, Any] | None) -> dict[str, str]:
+    if listener is None:
+        return {}
+    return {
+        "listen": listener["address"],
+        "listen_transport": listener["transport"],
+        "listen_allow": ", ".join(listener["allow"]),
+        "listen_require_client_cert": "on" if listener["require_client_cert"] else "",
+    }
 
 
 def _actor(web: WebSession) -> str:
@@ -160,6 +186,7 @@ def traversal_router(auth: WebAuth, client: TraversalClient) -> APIRouter:
                     "premises_name": view["premises_name"],
                     "keepalive_interval": f"{view['keepalive_interval']:g}",
                     "certificate_pem": _stored_pem(client),
+                    **_listener_form(view.get("listener")),
                 }
                 if view is not None
                 else {"keepalive_interval": f"{DEFAULT_KEEPALIVE:g}"}

@@ -18,8 +18,9 @@ and obeys one-line commands on stdin, answering one JSON line on stdout:
 
 Each answer comes when its condition holds or after ``spec["timeout"]`` seconds (120) with
 what there is, so a driver never waits for ever.
-- ``killed T``: the cloud was killed at time T; answers ``{"back": [[seconds, tries]...]}``
-  once every connector has been welcomed again (seconds after T, connection attempts);
+- ``killed T``: the cloud was killed at time T; answers ``{"back": [[welcome, tries,
+  attempt]...]}`` once every connector has been welcomed again (seconds after T to the
+  welcome, connection attempts, seconds after T to the start of the successful attempt);
 - ``expect S``: answers ``{"acks": [times...], "refused": [reasons...]}`` once every
   connector acked sequence S (or refused a push);
 - ``stop``: exit.
@@ -62,7 +63,11 @@ class _Member:
     installed: int = 1
     up: bool = False
     tries: int = 0
+    #: When the current connection attempt started (the back-off's choice, before any
+    #: queueing in the cloud) and when the first welcome after a kill arrived.
+    attempt_at: float = 0.0
     back_at: float | None = None
+    back_attempt_at: float = 0.0
     acked: dict[int, float] = field(default_factory=dict)
 
 
@@ -116,6 +121,7 @@ async def _load(spec: dict[str, Any], first: int, last: int) -> None:
                 member.up = True
                 if killed and member.back_at is None:
                     member.back_at = time.time()
+                    member.back_attempt_at = member.attempt_at
                 changed.set()
                 async for text in websocket:
                     message = decode_cloud_message(text)
@@ -148,6 +154,7 @@ async def _load(spec: dict[str, Any], first: int, last: int) -> None:
         attempt = 0
         while True:
             member.tries += 1
+            member.attempt_at = time.time()
             try:
                 await session(member, context)
                 attempt = 0  # the session was up: the next outage starts from the base
@@ -189,7 +196,7 @@ async def _load(spec: dict[str, Any], first: int, last: int) -> None:
             answer(
                 {
                     "back": [
-                        [m.back_at - killed[-1], m.tries]
+                        [m.back_at - killed[-1], m.tries, m.back_attempt_at - killed[-1]]
                         for m in members[:opened]
                         if m.back_at is not None
                     ]
@@ -258,9 +265,11 @@ class Fleet:
         comes back early must count)."""
         self._send([f"killed {at}"] * len(self.procs))
 
-    def back(self) -> list[tuple[float, int]]:
-        """After ``killed``: wait until all are back; (seconds after the kill, attempts)."""
-        return [(float(t), int(n)) for a in self._read() for t, n in a["back"]]
+    def back(self) -> list[tuple[float, int, float]]:
+        """After ``killed``: wait until all are back. For each: seconds from the kill to
+        the welcome, connection attempts, seconds from the kill to the start of the attempt
+        that succeeded (where the back-off put it)."""
+        return [(float(t), int(n), float(s)) for a in self._read() for t, n, s in a["back"]]
 
     def expect(self, sequence: int) -> tuple[list[float], list[str]]:
         """Wait until every connector acked ``sequence``: (ack times, refusal reasons)."""

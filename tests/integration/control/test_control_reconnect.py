@@ -139,9 +139,12 @@ def test_500_connectors_reconnect_spread_after_sigkill_then_all_get_a_change(
         scene.cloud = start_cloud(scene.tmp, scene.pki, port=port, env={**os.environ, **CLOUD_ENV})
         listening = time.time() - killed_at
         back = fleet.back()
-        times = sorted(t for t, _ in back)
-        tries = [n for _, n in back]
-        buckets = Counter(int((t - listening) * 10) for t in times)
+        times = sorted(t for t, _, _ in back)
+        tries = [n for _, n, _ in back]
+        # The spread is judged where the back-off acts: when each successful attempt
+        # started (welcome times also carry the restarted cloud's queueing).
+        attempts = sorted(a for _, _, a in back)
+        buckets = Counter(int(a * 10) for a in attempts)
         print(
             f"cloud listening again after {listening:.1f} s; all {len(times)} back after "
             f"{times[-1]:.1f} s; attempts mean {sum(tries) / len(tries):.1f} max {max(tries)}; "
@@ -155,7 +158,7 @@ def test_500_connectors_reconnect_spread_after_sigkill_then_all_get_a_change(
         # Spread by the jitter: no 100 ms window holds a fifth of the fleet, and the
         # reconnections span more than a second.
         assert buckets.most_common(1)[0][1] < FLEET // 5, sorted(buckets.items())
-        assert times[-1] - times[0] > 1.0
+        assert attempts[-1] - attempts[0] > 1.0
 
         # One change reaches all 500, each verifying the manifest for its own identity.
         client = portal(scene.cloud.url, scene.pki)

@@ -358,3 +358,53 @@ def test_pipelined_requests_are_relayed_in_order_on_uvloop(pki: Pki, edge: EdgeP
     finally:
         cloud.close()
         connector.close()
+
+
+def test_a_peer_that_stops_reading_is_closed_and_others_are_unaffected(
+    pki: Pki, edge: EdgeProcess
+) -> None:
+    # Past 1 MiB queued for a peer that does not read, its connection is closed (a bound on
+    # what one peer can make the edge hold); the sender's connection carries on.
+    start = len(edge.lines)
+    stalled = _connector(pki, edge)  # admitted, then never reads again
+    cloud = _cloud(pki, edge)
+    body = b"x" * 60_000
+    try:
+        for batch in range(80):  # at most ~24 MB: far past the kernel's socket buffers
+            cloud.send(
+                b"".join(
+                    request(
+                        "OPTIONS", "sip:uas@premises.example.test", branch=f"z9hG4bKw{batch}x{n}",
+                        call_id=f"wb-{batch}-{n}", cseq=1,
+                    ).replace(b"Content-Length: 0\r\n", b"Content-Length: 60000\r\n")
+                    + body
+                    for n in range(5)
+                )
+            )  # fmt: skip
+            if any("reason write_backlog" in line for line in edge.lines[start:]):
+                break
+        line = edge.wait_line(
+            r"traversal connection \d+ .* closed: the peer does not read .*"
+            r"\[reason write_backlog\]",
+            start=start,
+        )
+        assert "over 1 MiB queued" in line.group(0)
+        assert stalled.closed_by_edge(timeout=10)
+        # the twin: the sending cloud connection is still served (an OPTIONS for the edge)
+        cloud.send(request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKok", call_id="ok", cseq=1))
+        deadline = time.monotonic() + 10
+        while True:
+            answer = cloud.recv()
+            if isinstance(answer, Response) and answer.call_id == "ok":
+                break
+            assert time.monotonic() < deadline
+        assert answer.status_code == 200
+    finally:
+        cloud.close()
+        stalled.close()
+    assert (
+        edge.metric(
+            "hybridge_edge_connections_closed_total", side="traversal", reason="write_backlog"
+        )
+        == 1
+    )

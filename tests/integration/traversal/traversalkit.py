@@ -43,7 +43,7 @@ from edgekit import (
     request,
     start_edge,
 )
-from kamkit import start_kamailio
+from kamkit import Kamailio, start_kamailio
 
 from hybridge.connector.demo_run import RoleProcess, free_port, start_role
 from hybridge.connector.traversal_config import (
@@ -69,6 +69,7 @@ __all__ = [
     "EDGE",
     "EdgeProcess",
     "Identity",
+    "Kamailio",
     "Pki",
     "SipPeer",
     "client_ssl",
@@ -202,8 +203,11 @@ class ConnectorProcess:
         self.role.stop()
 
 
-def start_connector(work: Path, pki: Pki) -> ConnectorProcess:
-    """``hybridge connector serve`` whose trust store holds the test root (manual anchor)."""
+def start_connector(
+    work: Path, pki: Pki, extra_env: dict[str, str] | None = None
+) -> ConnectorProcess:
+    """``hybridge connector serve`` whose trust store holds the test root (manual anchor);
+    ``extra_env`` adds or overrides environment variables (e.g. the header timeout)."""
     data_dir = work / "connector"
     with open_trust_store(data_dir) as trust:
         trust.add_manual([CertificateSource("root.pem", pki.root.pem)], actor="test")
@@ -223,6 +227,7 @@ def start_connector(work: Path, pki: Pki) -> ConnectorProcess:
         HYBRIDGE_TRAVERSAL_POLL="0.2",
         HYBRIDGE_LOG_LEVEL="INFO",
     )
+    env.update(extra_env or {})
     root = pki.root_file()
     role = start_role("connector", args, url, root, work / "connector.log", env=env)
     return ConnectorProcess(role, data_dir, root)

@@ -19,9 +19,9 @@ import itertools
 import os
 import threading
 import xml.etree.ElementTree as ET
-from xml.parsers import expat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from xml.parsers import expat
 
 from hybridge.testing.ews.errors import StoreLookupError
 from hybridge.testing.ews.seed import calendar_item_props
@@ -99,9 +99,7 @@ def _spans(blob: bytes) -> tuple[Span, ...] | None:
     if not portable:
         return None
     bounds = [at for _, at in starts] + [len(blob) - len(_WRAP_CLOSE)]
-    return tuple(
-        (name[2:], at, bounds[i + 1]) for i, (name, at) in enumerate(starts)
-    )
+    return tuple((name[2:], at, bounds[i + 1]) for i, (name, at) in enumerate(starts))
 
 
 @dataclass(slots=True)

@@ -217,3 +217,37 @@ def test_a_compact_content_length_frames_on_the_fast_path() -> None:
     assert isinstance(stream.next_frame(), Ping)
     assert isinstance(parse_frame(frame), Request)
     assert not isinstance(parse_frame(frame), Response)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.binary(max_size=400), MESSAGES.map(lambda m: m.split(b"\r\n\r\n")[0])))
+def test_scan_head_never_raises(head: bytes) -> None:
+    # arbitrary bytes and generated sections alike: a view or None, never an exception
+    view = scan_head(head)
+    assert view is None or view.lines[0] == head.split(b"\r\n")[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_a_mutated_plain_head_is_either_plain_or_left_to_the_full_codec(
+    data: st.DataObject,
+) -> None:
+    head = bytearray(PLAIN.split(b"\r\n\r\n")[0])
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(head) - 1))
+        head[at] = data.draw(st.sampled_from(b' \t\r\n:;,<>"@=x0'))
+    # what the relay sees: a frame from the stream, then its lazy view
+    stream = SipStream()
+    stream.receive_data(bytes(head) + b"\r\n\r\nbody")
+    try:
+        frame = stream.next_frame()
+    except SipError:
+        return  # framing refused it: neither path runs
+    if not isinstance(frame, Frame):
+        return  # the mutation announced a longer body: still waiting for it
+    view = scan_head(frame.head)
+    if view is not None:
+        # the full codec accepts whatever the fast path would relay
+        message = parse_frame(frame)
+        assert isinstance(message, Request)
+        assert message.max_forwards == view.max_forwards
