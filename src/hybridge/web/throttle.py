@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hybridge.web.clock import aware
@@ -62,34 +63,63 @@ def locked_for(session: Session, keys: list[str], now: dt.datetime) -> int:
     rows = session.execute(
         sa.select(web_login_failure.c.locked_until).where(web_login_failure.c.key.in_(keys))
     ).all()
-    waits = [
-        (aware(row.locked_until) - now).total_seconds()
-        for row in rows
-        if row.locked_until is not None
-    ]
-    longest = max(waits, default=0.0)
-    return max(0, math.ceil(longest))
+    return max((locked_for_row(row.locked_until, now) for row in rows), default=0)
+
+
+def locked_for_row(locked_until: dt.datetime | None, now: dt.datetime) -> int:
+    """Whole seconds from ``now`` until ``locked_until`` (0: not locked)."""
+    if locked_until is None:
+        return 0
+    return max(0, math.ceil((aware(locked_until) - now).total_seconds()))
+
+
+def _insert_ignoring_existing(session: Session, values: dict[str, object]) -> None:
+    """INSERT the row unless its key exists (``ON CONFLICT DO NOTHING``) on either database."""
+    dialect = session.get_bind().dialect.name
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(web_login_failure)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(web_login_failure)
+    else:
+        raise NotImplementedError(f"login throttling has no upsert for {dialect!r}")
+    session.execute(statement.values(**values).on_conflict_do_nothing())
 
 
 def record_failure(
     session: Session, key: str, free: int, policy: ThrottlePolicy, now: dt.datetime
 ) -> None:
-    """Count one failure for ``key`` and lock it when past its free failures."""
-    row = session.execute(
-        sa.select(web_login_failure).where(web_login_failure.c.key == key)
-    ).first()
-    failures = 1
-    if row is not None:
-        stale = (now - aware(row.last_failure_at)).total_seconds() > policy.forget_after
-        failures = 1 if stale else row.failures + 1
+    """Count one failure for ``key`` and lock it when past its free failures.
+
+    The count is one atomic ``UPDATE ... SET failures = failures + 1``: a read-then-write
+    here let parallel guesses overwrite each other's counts (16 threads x 5 failures were
+    once recorded as 14), so an attacker in parallel got far more tries than the policy
+    allows (OWASP ASVS V2.2.1). The lock only ever moves later, for the same reason.
+    """
+    table = web_login_failure
+    _insert_ignoring_existing(
+        session, {"key": key, "failures": 0, "last_failure_at": now, "locked_until": None}
+    )
+    stale_before = now - dt.timedelta(seconds=policy.forget_after)
+    failures = session.execute(
+        sa.update(table)
+        .where(table.c.key == key)
+        .values(
+            failures=sa.case(
+                (table.c.last_failure_at < stale_before, 1), else_=table.c.failures + 1
+            ),
+            last_failure_at=now,
+        )
+        .returning(table.c.failures)
+    ).scalar_one()
     delay = policy.delay_after(failures, free)
-    locked_until = now + dt.timedelta(seconds=delay) if delay else None
-    values = {"failures": failures, "last_failure_at": now, "locked_until": locked_until}
-    if row is None:
-        session.execute(sa.insert(web_login_failure).values(key=key, **values))
-    else:
+    if delay:
+        locked_until = now + dt.timedelta(seconds=delay)
         session.execute(
-            sa.update(web_login_failure).where(web_login_failure.c.key == key).values(**values)
+            sa.update(table)
+            .where(table.c.key == key)
+            .where(sa.or_(table.c.locked_until.is_(None), table.c.locked_until < locked_until))
+            .values(locked_until=locked_until)
         )
 
 
