@@ -93,12 +93,15 @@ def _operator(url: str, root_ca: Path) -> httpx.Client:
     )
     csrf = re.compile(r'name="csrf_token" value="([^"]+)"')
     page = client.get("/login")
+    tokens = csrf.findall(page.text)
+    if not tokens:
+        raise SystemExit(f"no login form: {page.status_code} {page.text[:300]!r}")
     client.post(
         "/login",
         data={
             "login": "ops@bench.test",
             "password": "bench operator password",
-            "csrf_token": csrf.findall(page.text)[-1],
+            "csrf_token": tokens[-1],
         },
     )
     return client
@@ -117,7 +120,9 @@ def _change(client: httpx.Client) -> None:
         "/ca-list/upload", data={"pem": pem, "csrf_token": csrf.findall(page.text)[-1]}
     )
     if "Published version" not in response.text:
-        raise SystemExit(f"the upload was not published: {response.status_code}")
+        raise SystemExit(
+            f"the upload was not published: {response.status_code} {response.text[:300]!r}"
+        )
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -187,7 +192,6 @@ def main() -> None:
             spec_path = work / "load.json"
             spec_path.write_text(json.dumps(spec))
             rss_idle, _ = _proc(cloud.process.pid)
-            operator = _operator(cloud.url, pki.root_ca)
             fleet = Fleet(spec_path, n, processes)
             started = time.monotonic()
             # The cloud's RSS at N/2, then the second half: the difference is the marginal
@@ -204,6 +208,9 @@ def main() -> None:
                 f"({processes} load processes, {args.gate} handshakes in flight each)"
             )
             time.sleep(1.0)  # let the cloud's batch writer settle
+            # Logged in now, not before the connects: a portal session left idle for the
+            # minutes 10,000 handshakes take has expired.
+            operator = _operator(cloud.url, pki.root_ca)
             rss_connected, cpu_before = _proc(cloud.process.pid)
             changed_at = time.time()
             _change(operator)
@@ -230,6 +237,9 @@ def main() -> None:
             print(f"cloud CPU time for the fan-out: {cpu_after - cpu_before:.2f} s")
             if args.restart:
                 cloud = _restart(cloud, pki, work, fleet)
+        except BaseException:
+            print("cloud log (end):\n" + cloud.log_text()[-2000:], file=sys.stderr)
+            raise
         finally:
             if fleet is not None:
                 fleet.close()

@@ -134,3 +134,31 @@ def preview_lines(key: bytes, base_url: str, org_id: str, template: JoinTemplate
         template=template,
     )
     return sample.lines()
+
+
+#: Bytes of HMAC in a join URL's token: 120 bits, so guessing a live URL is hopeless at
+#: any request rate (2**120 / 10**9 guesses a second outlasts the universe); base64url of
+#: 15 bytes is 20 characters with no padding.
+TOKEN_BYTES = 15
+TOKEN_CHARS = 20
+_TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def parse_join_path(path: str) -> tuple[str, str] | None:
+    """``(kind, token)`` of a join URL's path after ``/meet/`` (``j/<token>``), else None.
+
+    None for anything ``join_details`` could not have made: an unknown kind, a token of
+    the wrong length or alphabet, extra segments. The caller answers it exactly as an
+    unknown meeting, so the answer says nothing about which part was wrong.
+    """
+    kind, slash, token = path.partition("/")
+    if not slash or kind not in ROOM_KINDS.values():
+        return None
+    if len(token) != TOKEN_CHARS or not set(token) <= _TOKEN_ALPHABET:
+        return None
+    return kind, token
+
+
+def join_url_of(base_url: str, kind: str, token: str) -> str:
+    """The join URL ``join_details`` hands out for ``kind`` and ``token`` on this cloud."""
+    return f"{base_url}/meet/{kind}/{token}"

@@ -36,6 +36,7 @@ from hybridge.cloud.calendar_errors import (
     CalendarServiceError,
 )
 from hybridge.cloud.calendar_join import load_join_key, preview_lines
+from hybridge.cloud.calendar_joinpage import join_page_router
 from hybridge.cloud.models import connector
 from hybridge.cloud.orgs import PortalAdmin
 from hybridge.cloud.services import CloudServices, Services
@@ -435,5 +436,6 @@ def install_calendar(app: FastAPI, services: CloudServices, portal_admin: Any) -
     join_key = load_join_key(services.settings.data_dir)
     app.include_router(calendar_api_router(join_key))
     app.include_router(calendar_portal_router(services.auth, portal_admin, join_key))
+    app.include_router(join_page_router(join_key))  # public: the URL is the capability
     # The meetings list links each user with a path-safe mailbox.
     services.templates.env.filters["mailbox_path"] = lambda value: quote(value, safe="@")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from hybridge.cloud import callservice_metrics as metrics
 from hybridge.cloud.callservice_edges import EdgeAddress, OrgEdge
 from hybridge.cloud.callservice_errors import CallServiceSetupError
 from hybridge.cloud.callservice_peer import PeerRefusal, handshake_refusal, judge_edge
@@ -119,6 +120,8 @@ class _Call:
         self.stream = SipStream(expect_pongs=True)
         self.steps: list[CallStep] = []
         self.uas = uas
+        #: The INVITE's final status code once it arrived (for the metrics).
+        self.invite_status: int | None = None
 
     def step(self, direction: str, summary: str) -> None:
         at = round((time.monotonic() - self.started) * 1000, 1)
@@ -151,7 +154,9 @@ class _Call:
                 return event
             if isinstance(event, Request):
                 self.step("received", _summary(event))
-                for answer in self.uas.on_request(event):
+                answers = self.uas.on_request(event)
+                metrics.record_answers(event, answers)
+                for answer in answers:
                     self.writer.write(serialize(answer))
                     self.step("sent", _summary(answer))
                 continue
@@ -201,8 +206,15 @@ async def place_test_call(
     started = time.monotonic()
     steps: list[CallStep] = []
     identity: str | None = None
+    call: _Call | None = None
 
-    def report(ok: bool, reason: str) -> CallReport:
+    def report(ok: bool, reason: str, result: str | None = None) -> CallReport:
+        # Every exit of the call goes through here exactly once: the metrics count there.
+        status = None if call is None else call.invite_status
+        if result is None:
+            rejected = status is not None and status >= 300
+            result = "ok" if ok else "rejected" if rejected else "failed"
+        metrics.record_test_call(result, status)
         return CallReport(
             organisation=edge.org_name,
             edge=str(target),
@@ -230,7 +242,9 @@ async def place_test_call(
         refusal = handshake_refusal(exc)
         if isinstance(exc, ConnectionRefusedError):
             refusal = PeerRefusal("connection_refused", f"nothing listens at {target}")
-        return report(False, f"TLS to the edge failed ({refusal.reason}): {refusal.line}")
+        return report(
+            False, f"TLS to the edge failed ({refusal.reason}): {refusal.line}", "tls_failed"
+        )
     try:
         outcome = judge_edge(
             writer.get_extra_info("ssl_object"),
@@ -239,7 +253,11 @@ async def place_test_call(
             role=PeerRole.SERVER,
         )
         if isinstance(outcome, PeerRefusal):
-            return report(False, f"edge certificate refused ({outcome.reason}): {outcome.line}")
+            return report(
+                False,
+                f"edge certificate refused ({outcome.reason}): {outcome.line}",
+                "edge_refused",
+            )
         identity = outcome.verdict.identity
         call = _Call(reader, writer, started, CallServiceUas(host=via_host))
         steps = call.steps
@@ -270,6 +288,7 @@ async def _run(
     while True:
         answer = await call.response("INVITE", deadline)
         if answer.status_code >= 200:
+            call.invite_status = answer.status_code
             break
     if answer.status_code >= 300:
         # RFC 3261 §17.1.1.3: a non-2xx final response is acknowledged on the same branch.

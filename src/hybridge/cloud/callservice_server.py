@@ -4,7 +4,8 @@ An edge dials this listener (its DNS zone's peer address) when a call from the p
 must reach the cloud. Each accepted TCP connection gets a TLS handshake with a deadline,
 then ``callservice_peer.judge_edge`` against the cloud's anchors and every organisation's
 configured edge name, before a single SIP byte is read. A refused peer costs one log line
-that says why, and a count under its reason (``stats.refusals``).
+that says why, and a count under its reason (``stats.refusals``, and the Prometheus
+counters of ``callservice_metrics`` on the cloud's ``/metrics``).
 
 TLS runs over ``ssl.MemoryBIO`` on a plain asyncio stream (``_BioTls``), not through the
 loop's own TLS: the listener runs on uvicorn's loop, which is uvloop when installed, and
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from hybridge.cloud import callservice_metrics as metrics
 from hybridge.cloud.callservice_edges import OrgEdge
 from hybridge.cloud.callservice_errors import CallServiceSetupError
 from hybridge.cloud.callservice_peer import (
@@ -216,6 +218,7 @@ class CallServiceServer:
             refusal.reason,
         )
         self.stats.refusals[refusal.reason] += 1
+        metrics.record_refusal(refusal.reason)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
@@ -264,6 +267,7 @@ class CallServiceServer:
             return
         org = outcome.edge.org_name
         self.stats.admitted[org] += 1
+        metrics.record_accepted()
         log.info(
             "call service: admitted edge %s of organisation %r (%s %s)",
             peer,
@@ -308,6 +312,7 @@ class CallServiceServer:
                         await channel.write(PONG)
                     elif isinstance(event, Request):
                         answers = self.uas.on_request(event)
+                        metrics.record_answers(event, answers)
                         await channel.write(b"".join(serialize(a) for a in answers))
                         log.info(
                             "call service: %s %s from edge %r (Call-ID %s)",

@@ -17,37 +17,45 @@ runs, from what is stored, every ``config_poll`` seconds or at once when woken:
    (or over the ``GraphBackend``, polled: Graph push needs a public webhook),
    and the cloud as sink; then the per-user statuses (with out-of-office) to the cloud.
 
-The password is revealed once, to build the backend; it is never logged or shown.
+What differs per kind (building the backend, the credential, the alarm a refused
+credential raises) is in ``calendar_backends``. The credential is revealed once, to build
+the backend; it is never logged or shown.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
-from hybridge.calendar.errors import BackendError, CalendarError
-from hybridge.calendar.state import SyncStateStore, calendar_sync
-from hybridge.calendar.sync import Alarm, MailboxState, SyncEngine
+from hybridge.calendar.state import SyncStateStore
+from hybridge.calendar.sync import Alarm, SyncEngine
+from hybridge.connector.calendar_backends import (
+    EWS_REJECTED_CODE,
+    GRAPH_REJECTED_CODE,
+    build_engine_backend,
+    credential_of,
+    engine_alarm,
+    fingerprint_of,
+    missing_credential,
+    rejected_alarm,
+)
 from hybridge.connector.calendar_cloud import (
     CalendarLinkError,
     CloudCalendarApi,
     CloudCalendarUnavailable,
-    out_of_office_json,
 )
 from hybridge.connector.calendar_link import CloudMeetingSink, CloudUserSource, LinkAlarms
-from hybridge.connector.calendar_settings import CalendarSettings, ews_ssl_context, fingerprint
+from hybridge.connector.calendar_settings import CalendarSettings
+from hybridge.connector.calendar_status import Running, report_statuses, service_view
 from hybridge.connector.calendar_store import LinkStore
 from hybridge.connector.exchange import ExchangeService
-from hybridge.connector.exchange_config import PASSWORD_PURPOSE, ExchangeRecord
+from hybridge.connector.exchange_config import ExchangeRecord
 from hybridge.connector.exchange_graph_config import GraphRecord
 from hybridge.connector.registration import RegistrationService
 from hybridge.core.control import MAX_TEXT
@@ -56,37 +64,10 @@ from hybridge.storage.db import Database
 from hybridge.truststore import TrustStore
 from hybridge.vault import Vault
 
-if TYPE_CHECKING:
-    from hybridge.calendar.ews.backend import EwsBackend
-    from hybridge.calendar.ews.streaming import EwsStreamingNotifier
-    from hybridge.calendar.interfaces import CalendarBackend
-
 log = structlog.get_logger(__name__)
 
-#: Said to the admin (page, API, cloud portal) when Exchange answers 401.
-REJECTED_ALARM = (
-    "The impersonation password was rejected, often because it expired. Every mailbox is "
-    "paused until the Exchange admin enters the current password (Exchange page: create a "
-    "credential-entry link)."
-)
-#: Out-of-office settings read per supervisor round at most (one EWS call each).
-_OOF_PER_ROUND = 20
 #: After a failed engine start, the same configuration is tried again after this long.
 _START_RETRY = 60.0
-
-
-@dataclass
-class _Running:
-    fingerprint: tuple[str, ...]
-    record: ExchangeRecord | GraphRecord
-    backend: CalendarBackend
-    notifier: EwsStreamingNotifier | None
-    engine: SyncEngine
-    stop: threading.Event
-    thread: threading.Thread
-    watched: frozenset[str] = frozenset()
-    #: mailbox -> monotonic time its out-of-office settings were last read.
-    oof_read: dict[str, float] = field(default_factory=dict)
 
 
 class CalendarService:
@@ -126,7 +107,7 @@ class CalendarService:
         #: carries them to the cloud's connectors page).
         self.on_alarms: Callable[[list[str]], None] | None = None
         self._published: list[str] = []
-        self._running: _Running | None = None
+        self._running: Running | None = None
         self._failed: tuple[tuple[str, ...], float] | None = None
         self._registered: str | None = None
         self._wake = threading.Event()
@@ -268,29 +249,27 @@ class CalendarService:
             *self.exchange.graph.configs(),
         ]
         records.sort(key=lambda r: r.config.display_name)
-        usable = [r for r in records if _credential(r) is not None]
+        usable = [r for r in records if credential_of(r) is not None]
         if not records:
             self._set_state("no_configuration", "add an Exchange configuration")
             return None
         if not usable:
-            what = (
-                "client secret" if isinstance(records[0], GraphRecord) else "impersonation password"
-            )
             self._set_state(
                 "no_password",
-                f"Exchange configuration {records[0].config.display_name!r} has no {what} yet",
+                f"Exchange configuration {records[0].config.display_name!r} has no "
+                f"{missing_credential(records[0])} yet",
             )
             return None
         return usable[0]
 
     def _reconcile_engine(self) -> None:
         record = self._desired()
-        wanted = None if record is None else _fingerprint(record)
+        wanted = None if record is None else fingerprint_of(record)
         running = self._running
         restart, self._force_restart = self._force_restart, False
         if running is not None and running.fingerprint == wanted and not restart:
             if running.engine.paused:
-                self._set_state("paused", REJECTED_ALARM)
+                self._set_state("paused", rejected_alarm(running.record))
             else:
                 self._set_state("running", f"watching with {running.record.config.display_name!r}")
             return
@@ -310,37 +289,21 @@ class CalendarService:
             self._set_state("error", f"cannot start the calendar sync: {exc}")
             return
         self._failed = None
-        self.alarms.clear("impersonation_password_rejected")
+        self.alarms.clear(EWS_REJECTED_CODE)
+        self.alarms.clear(GRAPH_REJECTED_CODE)
         self._set_state("running", f"watching with {record.config.display_name!r}")
-
-    def _graph_backend(self, record: GraphRecord) -> CalendarBackend:
-        # Imported here: msal and httpx cost at import, and most connector starts never sync.
-        from hybridge.calendar.graph import GraphBackend
-
-        secret = self.exchange.graph.stored_secret(record.id)
-        if secret is None:
-            raise CalendarError(f"the client secret of {record.config.display_name!r} is gone")
-        # Verified by the platform trust store only (DESIGN.md §3 invariant 1).
-        context = self.exchange.graph.ssl_context()
-        return GraphBackend.from_settings(record.config.graph_settings(secret), context)
 
     def _start_engine(
         self, record: ExchangeRecord | GraphRecord, print_: tuple[str, ...]
-    ) -> _Running:
-        backend: CalendarBackend
-        notifier: EwsStreamingNotifier | None = None
-        if isinstance(record, GraphRecord):
-            # No notifier: Graph change notifications need a public HTTPS webhook, which an
-            # on-premises connector does not have; the engine polls (sync_poll).
-            backend = self._graph_backend(record)
-            endpoint = record.config.graph_url
-        else:
-            ews = self._ews_backend(record)
-            backend, endpoint = ews, ews.ews_url
-            if self.settings.streaming:
-                from hybridge.calendar.ews.streaming import EwsStreamingNotifier
-
-                notifier = EwsStreamingNotifier(ews)
+    ) -> Running:
+        built = build_engine_backend(
+            record,
+            settings=self.settings,
+            store=self.store,
+            vault=self.vault,
+            exchange=self.exchange,
+        )
+        backend, notifier = built.backend, built.notifier
         engine = SyncEngine(
             backend,
             SyncStateStore(self.database, record.id[:64]),
@@ -348,44 +311,25 @@ class CalendarService:
             poll_interval=self.settings.sync_poll,
             error_retry=max(self.settings.sync_poll, 60.0),
             workers=self.settings.workers,
-            on_alarm=self._engine_alarm,
+            on_alarm=lambda alarm: self._engine_alarm(record, alarm),
         )
         stop = threading.Event()
         thread = threading.Thread(
             target=engine.run_forever, args=(stop,), name="calendar-engine", daemon=True
         )
-        running = _Running(print_, record, backend, notifier, engine, stop, thread)
+        running = Running(print_, record, backend, notifier, engine, stop, thread)
         self._forget_stale(running)
         thread.start()
-        log.info("connector.calendar_engine_started", config_id=record.id, endpoint=endpoint)
+        log.info("connector.calendar_engine_started", config_id=record.id, endpoint=built.endpoint)
         return running
 
-    def _ews_backend(self, record: ExchangeRecord) -> EwsBackend:
-        # Imported here: exchangelib costs ~1 s, and most connector starts never sync.
-        from hybridge.calendar.ews.backend import EwsBackend
-
-        ref = self.vault.find(PASSWORD_PURPOSE, record.id)
-        if ref is None:
-            raise CalendarError(f"the password of {record.config.display_name!r} is gone")
-        password = self.vault.get(ref)
-        config = record.config
-        context = ews_ssl_context(self.store, config)
-        ews_url = config.ews_url
-        if ews_url is None:
-            # Autodiscover finds the EWS URL; the connection test does exactly that.
-            result = self.exchange.run_test(config, password)
-            if not result.ok or not result.ews_url:
-                raise CalendarError(f"Autodiscover did not find EWS: {result.message}")
-            ews_url = result.ews_url
-        return EwsBackend(
-            config.ews_settings(), password.reveal_text(), ssl_context=context, ews_url=ews_url
-        )
-
-    def _engine_alarm(self, alarm: Alarm) -> None:
-        self.alarms.raise_(Alarm(alarm.code, f"{REJECTED_ALARM} ({alarm.message})"))
+    def _engine_alarm(self, record: ExchangeRecord | GraphRecord, alarm: Alarm) -> None:
+        # The remedy depends on the kind: an impersonation password (EWS) or the
+        # application's client secret in Entra ID (Graph).
+        self.alarms.raise_(engine_alarm(record, alarm))
         self._wake.set()  # report "paused" for every user now
 
-    def _forget_stale(self, running: _Running) -> None:
+    def _forget_stale(self, running: Running) -> None:
         """Users removed while the connector was down: their state goes, the cloud forgets."""
         cached = self.users.current
         if cached is None:
@@ -402,20 +346,15 @@ class CalendarService:
             return
         running.stop.set()
         if running.notifier is not None:
-            # A streaming group notices its stop flag only when its long-lived response
-            # yields (a notification, or the connection's end): stop them in the
-            # background, bounded, so that a shutdown or a restart is not held up by them.
-            stopper = threading.Thread(
-                target=running.notifier.stop, name="calendar-streaming-stop", daemon=True
-            )
-            stopper.start()
-            stopper.join(2.0)
+            # Prompt and bounded: each group's live connection is cut, then joined
+            # (EwsStreamingNotifier.stop, at most 2 s here).
+            running.notifier.stop(timeout=2.0)
         running.thread.join(30)
         running.engine.close()
         running.backend.close()
         log.info("connector.calendar_engine_stopped", reason=why)
 
-    def _apply_users(self, running: _Running) -> None:
+    def _apply_users(self, running: Running) -> None:
         wanted = self.users.enabled_mailboxes()
         if wanted == running.watched:
             return
@@ -429,45 +368,13 @@ class CalendarService:
 
     # -- statuses -------------------------------------------------------------------------
 
-    def _report(self, running: _Running) -> None:
-        """Send each user's status when it changed: ok after a sync, error, paused."""
-        now = time.monotonic()
-        oof_budget = _OOF_PER_ROUND
-        known = self.link_store.statuses()  # one query a round, whatever the user count
-        for mailbox in sorted(running.watched):
-            state, reason = running.engine.state_of(mailbox)
-            current = known.get(mailbox)
-            oof = current.out_of_office if current is not None else None
-            if state is MailboxState.IDLE:
-                status, reason = "ok", ""
-                last = running.oof_read.get(mailbox)
-                if oof_budget > 0 and (last is None or now - last >= self.settings.status_interval):
-                    oof_budget -= 1
-                    running.oof_read[mailbox] = now
-                    try:
-                        at = dt.datetime.now(dt.UTC)
-                        oof = out_of_office_json(running.backend.out_of_office(mailbox, at))
-                    except BackendError as exc:
-                        log.info("connector.calendar_oof_unread", mailbox=mailbox, error=str(exc))
-            elif state is MailboxState.ERROR:
-                status = "error"
-            elif state is MailboxState.PAUSED:
-                status, reason = "paused", REJECTED_ALARM
-            else:
-                continue  # due, syncing, backing off: the last status still holds
-            if (
-                current is not None
-                and current.reported
-                and (
-                    current.status,
-                    current.reason,
-                    current.out_of_office,
-                )
-                == (status, reason[:1000], oof)
-            ):
-                continue
-            if self.link_store.set_status(mailbox, status, reason, oof):
-                self.sink.send_status(mailbox)
+    def _report(self, running: Running) -> None:
+        report_statuses(
+            running,
+            link_store=self.link_store,
+            sink=self.sink,
+            status_interval=self.settings.status_interval,
+        )
 
     def _resend_statuses(self) -> None:
         for mailbox, row in self.link_store.statuses().items():
@@ -476,82 +383,13 @@ class CalendarService:
 
     # -- what the page and the API show ---------------------------------------------------
 
+    # -- what the page and the API show ---------------------------------------------------
+
+    @property
+    def running(self) -> Running | None:
+        """The engine in force, if any."""
+        return self._running
+
     def view(self) -> dict[str, Any]:
         """The service's state, every enabled user's sync state, and the alarms."""
-        running = self._running
-        cached = self.users.current
-        counts = self.link_store.meeting_counts()
-        statuses = self.link_store.statuses()
-        last_sync: dict[str, dt.datetime] = {}
-        if running is not None:
-            with self.database.transaction() as session:
-                rows = session.execute(
-                    sa.select(calendar_sync.c.mailbox, calendar_sync.c.updated_at).where(
-                        calendar_sync.c.config == running.engine.store.config
-                    )
-                ).all()
-            last_sync = {r[0]: r[1] for r in rows}
-        mailboxes = []
-        for user in cached.users if cached is not None else ():
-            state, reason = ("stopped", "")
-            if running is not None and user.mailbox in running.watched:
-                engine_state, reason = running.engine.state_of(user.mailbox)
-                state = engine_state.value
-            status = statuses.get(user.mailbox)
-            meetings, with_keyword = counts.get(user.mailbox, (0, 0))
-            synced = last_sync.get(user.mailbox)
-            mailboxes.append(
-                {
-                    "mailbox": user.mailbox,
-                    "display_name": user.display_name,
-                    "state": state,
-                    "reason": reason,
-                    "last_sync": None if synced is None else _utc(synced).isoformat(),
-                    "meetings": meetings,
-                    "keyword_meetings": with_keyword,
-                    "status": None if status is None else status.status,
-                    "status_reported": None if status is None else status.reported,
-                    "out_of_office": None if status is None else status.out_of_office,
-                }
-            )
-        fetched = self.link_store.fetched_at()
-        return {
-            "state": self.state,
-            "detail": self.detail,
-            "configuration": None
-            if running is None
-            else {"id": running.record.id, "display_name": running.record.config.display_name},
-            "users": {
-                "version": None if cached is None else cached.version,
-                "count": 0 if cached is None else len(cached.users),
-                "fetched_at": None if fetched is None else _utc(fetched).isoformat(),
-                "last_error": self.users_error,
-            },
-            "mailboxes": mailboxes,
-            "alarms": [{"code": a.code, "message": a.message} for a in self.alarms.active()],
-        }
-
-
-def _credential(record: ExchangeRecord | GraphRecord) -> object | None:
-    return record.client_secret if isinstance(record, GraphRecord) else record.password
-
-
-def _fingerprint(record: ExchangeRecord | GraphRecord) -> tuple[str, ...] | None:
-    """What makes a running engine stale (see ``calendar_settings.fingerprint``)."""
-    if not isinstance(record, GraphRecord):
-        return fingerprint(record)
-    secret = record.client_secret
-    if secret is None:
-        return None
-    return (
-        "graph",
-        record.id,
-        record.updated_at.isoformat(),
-        str(secret.version),
-        secret.set_at.isoformat(),
-    )
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes for values stored as UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return service_view(self)

@@ -157,7 +157,8 @@ class PremisesAcceptor:
             )
         except OSError as exc:
             raise ListenerUnavailable(
-                f"cannot listen on {self.listener} for the premises server: {exc.strerror or exc}"
+                f"cannot listen on {self.listener} for the premises server: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}"
             ) from exc
         sock.setblocking(False)
         self._sock = sock

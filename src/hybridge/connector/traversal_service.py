@@ -50,19 +50,14 @@ from hybridge.connector.traversal_errors import (
     MessageTimedOut,
     TraversalError,
 )
+from hybridge.connector.traversal_inbound import PremisesListening
 from hybridge.connector.traversal_link import (
     Link,
     TraversalSettings,
     TraversalStatus,
     edge_context,
-    identity,
     judge_server,
     open_stream,
-)
-from hybridge.connector.traversal_listener import (
-    PremisesAcceptor,
-    allowed_networks,
-    listener_context,
 )
 from hybridge.connector.traversal_relay import Answer, Drop, Relay, Side, TraversalRelay
 from hybridge.core.errors import HybridgeError
@@ -91,7 +86,7 @@ class _Reconfigured(Exception):
     """The stored configuration changed: drop the connection and dial the new one."""
 
 
-class TraversalClient:
+class TraversalClient(PremisesListening):
     """Keeps the traversal connection up while a configuration is stored; see the module.
 
     ``host`` is the connector's name in the Vias it adds. ``random`` draws the jitter.
@@ -127,9 +122,9 @@ class TraversalClient:
         # One key per process for our Via MACs: a relay rebuilt after a reconfiguration
         # still recognises the responses to requests it relayed before.
         self._relay_key = secrets.token_bytes(32)
-        self._acceptor: PremisesAcceptor | None = None
-        self._acceptor_for: TraversalConfig | None = None
-        self._inbound: dict[int, Link] = {}
+        self._acceptor = None
+        self._acceptor_for = None
+        self._inbound = {}
 
     # -- start / stop (the app's lifespan) -----------------------------------------------
 
@@ -282,6 +277,7 @@ class TraversalClient:
             record = await asyncio.to_thread(self.store.get)
             if record is None or record.config != config:
                 raise _Reconfigured
+            await self._retry_listener(config)
 
     async def _keepalive(self, link: Link, config: TraversalConfig) -> None:
         loop = asyncio.get_running_loop()
@@ -504,8 +500,6 @@ class TraversalClient:
             self.status.premises_connected = False
             metrics.PREMISES_CONNECTED.set(0)
 
-    # -- the premises listener ----------------------------------------------------------------
-
     def _make_relay(self, config: TraversalConfig) -> TraversalRelay:
         listener = config.listener
         record_route = None
@@ -520,73 +514,3 @@ class TraversalClient:
             key=self._relay_key,
             record_route=record_route,
         )
-
-    async def _ensure_listener(self, config: TraversalConfig) -> None:
-        """Run the listener ``config`` asks for (restarted when its settings change)."""
-        wanted = config.listener
-        current = self._acceptor_for
-        if (
-            current is not None
-            and current.listener == wanted
-            and current.premises == config.premises
-            and current.certificate_pem == config.certificate_pem
-        ):
-            return
-        await self._stop_listener()
-        if wanted is None:
-            return
-        self.status.listener = str(wanted)
-        try:
-            context = None
-            anchors: tuple[Any, ...] = ()
-            if wanted.transport == "tls":
-                anchors = await asyncio.to_thread(self.trust.anchors_for, TrustUse.PLATFORM)
-                cert_pem, key = await asyncio.to_thread(
-                    identity, config, self.store, self.credentials
-                )
-                context = await asyncio.to_thread(listener_context, wanted, anchors, cert_pem, key)
-            acceptor = PremisesAcceptor(
-                wanted,
-                config.premises,
-                context=context,
-                anchors=anchors,
-                allowed=await allowed_networks(wanted, config.premises),
-                settings=self.settings,
-                on_link=lambda link: self._serve_inbound(link, config),
-            )
-            await acceptor.start()
-        except HybridgeError as exc:
-            # Not fatal to the traversal connection; retried when the client loops again.
-            self.status.listener_error = str(exc)
-            log.warning("traversal: premises listener: %s", exc)
-            return
-        self._acceptor, self._acceptor_for = acceptor, config
-        self.status.listener_error = None
-        log.info(
-            "traversal: listening for the premises server on %s (%s%s)",
-            wanted,
-            wanted.transport,
-            ", client certificate required" if wanted.require_client_cert else "",
-        )
-
-    async def _stop_listener(self) -> None:
-        acceptor, self._acceptor, self._acceptor_for = self._acceptor, None, None
-        if acceptor is not None:
-            await acceptor.close()
-        self.status.listener = None
-        self.status.premises_inbound = 0
-        metrics.PREMISES_INBOUND.set(0)
-
-    async def _serve_inbound(self, link: Link, config: TraversalConfig) -> None:
-        self._inbound[link.conn_id] = link
-        self.status.premises_inbound = len(self._inbound)
-        metrics.PREMISES_INBOUND.set(len(self._inbound))
-        try:
-            await self._read(link, config)
-        except Exception:  # one premises connection must not take the client down
-            log.exception("traversal: %s failed", link.name)
-        finally:
-            self._inbound.pop(link.conn_id, None)
-            link.writer.transport.abort()
-            self.status.premises_inbound = len(self._inbound)
-            metrics.PREMISES_INBOUND.set(len(self._inbound))

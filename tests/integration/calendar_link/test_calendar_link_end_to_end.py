@@ -271,6 +271,10 @@ def test_calendar_link_rejected_password_pauses_with_an_alarm_on_both_sides(
     codes = [a["code"] for a in view["alarms"]]
     assert codes == ["impersonation_password_rejected"]
     assert "rejected, often because it expired" in view["alarms"][0]["message"]
+    # The EWS remedy, not Graph's: the password and the link, no client secret.
+    assert "impersonation password" in view["alarms"][0]["message"]
+    assert "credential-entry link" in view["alarms"][0]["message"]
+    assert "client secret" not in view["alarms"][0]["message"]
     assert {m["state"] for m in view["mailboxes"]} == {"paused"}
     page = connector.client.get("/calendar")
     assert page.status_code == 200

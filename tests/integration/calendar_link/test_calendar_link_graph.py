@@ -10,6 +10,7 @@ searched for in the connector's log, API and pages.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterator
@@ -252,3 +253,54 @@ def test_graph_new_secret_restarts_the_engine_and_sync_goes_on(scene: GraphScene
         "join details after the restart",
     )
     assert ROTATED not in scene.connector.log_text()
+
+
+def test_graph_revoked_secret_pauses_with_the_client_secret_alarm(scene: GraphScene) -> None:
+    """Entra ID stops accepting the secret in use (it expired): the running connector says
+    the *client secret* was rejected and how to enter a new one, not the EWS password text."""
+    assert scene.config_id is not None
+    em, connector = scene.emulator, scene.admin
+    identity = em.identity
+    original = identity.config
+    # The app keeps only its first secret: the rotated one the connector uses "expired".
+    identity.config = dataclasses.replace(
+        original, apps=(AppRegistration(CLIENT, secrets=(SECRET,)),)
+    )
+    try:
+        em.expire_issued_tokens()  # the cached token dies: msal must present the secret
+        start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+        em.add_event(mailbox("alice"), "Poke", start=start, end=start + dt.timedelta(hours=1))
+        view = wait_for(
+            lambda: (v := connector.view())["state"] == "paused" and v,
+            40,
+            "the Graph configuration paused",
+        )
+        assert [a["code"] for a in view["alarms"]] == ["client_secret_rejected"]
+        message = view["alarms"][0]["message"]
+        assert message.startswith("The application's client secret was rejected")
+        assert "expired" in message and "expiry date" in message
+        assert f"hybridge connector calendar graph set --id {scene.config_id}" in message
+        assert f"/exchange/graph/{scene.config_id}" in message
+        assert "AADSTS7000215" in message  # the identity platform's own reason, kept
+        # The rejecting twin: none of the EWS remedy, and no secret in any of it.
+        assert "impersonation" not in message and "credential-entry link" not in message
+        assert view["detail"].startswith("The application's client secret was rejected")
+        assert {m["state"] for m in view["mailboxes"]} == {"paused"}
+        page = connector.client.get("/calendar").text
+        assert 'data-alarm="client_secret_rejected"' in page
+        assert 'data-alarm="impersonation_password_rejected"' not in page
+        wait_for(
+            lambda: "client secret was rejected"
+            in scene.portal.users()[mailbox("alice")]["reason"],
+            20,
+            "the reason on the cloud portal",
+        )
+        for text in (message, page, scene.connector.log_text()):
+            assert SECRET not in text and ROTATED not in text
+    finally:
+        identity.config = original
+    # The admin enters a valid secret: the engine restarts and the alarm is gone.
+    response = save(scene, SECRET, config_id=scene.config_id)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: connector.view()["alarms"] == [], 30, "the alarm cleared")
+    wait_for(lambda: connector.view()["state"] == "running", 30, "running again")

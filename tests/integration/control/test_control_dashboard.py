@@ -6,10 +6,13 @@ The page and the JSON must show: connected since when, the last heartbeat acknow
 the installed CA-list sequence, the last push applied with its sequence; and after the cloud
 is killed: reconnecting with the next attempt time and the "cloud unreachable" alarm (after
 the one second given by ``--offline-alarm-after``); then connected again after a restart.
+On the same cloud: the hub's liveness sweep closes a silent channel (4408), not a beating one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import os
 import re
@@ -22,7 +25,17 @@ from typing import Any
 
 import httpx
 import pytest
-from control_stack import CLOUD_ENV, add_operator, make_ca, wait_for
+from control_stack import (
+    CLOUD_ENV,
+    HELLO,
+    Enrolled,
+    add_operator,
+    client_ssl,
+    cloud_keys,
+    enroll_in_cloud,
+    make_ca,
+    wait_for,
+)
 from test_control_push import pem, portal, setup_connector, upload
 
 from hybridge.connector.demo_run import (
@@ -201,6 +214,44 @@ def test_channel_page_and_api_need_the_admin(scene: Scene) -> None:
         assert api.status_code == 401 and "login required" in api.text
         web = anonymous.get("/control")
         assert web.status_code == 303 and web.headers["location"] == "/login?next=%2Fcontrol"
+
+
+def test_silent_channel_is_closed_by_the_liveness_sweep_beating_one_is_not(
+    scene: Scene,
+) -> None:
+    """Heartbeat 2 s here: a channel silent for 3 x 2 + 10 s is closed (4408) by the hub's
+    sweep; its twin, beating every 2 s on the same cloud at the same time, stays open."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    url = scene.cloud.url.replace("https://", "wss://") + "/control"
+    keys = cloud_keys(scene.pki, scene.tmp / "cloud", scene.cloud.url)
+    silent, beating = enroll_in_cloud(scene.cloud_db, keys), enroll_in_cloud(scene.cloud_db, keys)
+    beat = '{"type":"heartbeat","version":"test","installed_seq":null}'
+
+    async def hold(enrolled: Enrolled, beats: bool) -> tuple[float, int | None, str]:
+        started = time.monotonic()
+        context = client_ssl(scene.pki, enrolled, scene.tmp)
+        async with connect(url, ssl=context, compression=None) as websocket:
+            await websocket.send(HELLO)
+            try:
+                while time.monotonic() - started < 28:
+                    if beats:
+                        await websocket.send(beat)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(websocket.recv(), 2)
+            except ConnectionClosed as exc:
+                code, reason = (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, "")
+                return time.monotonic() - started, code, reason
+        return time.monotonic() - started, None, "still open"
+
+    async def both() -> list[tuple[float, int | None, str]]:
+        return list(await asyncio.gather(hold(silent, False), hold(beating, True)))
+
+    (closed_after, code, reason), (_, _, twin) = asyncio.run(both())
+    assert (code, reason) == (4408, "no heartbeat in time")
+    assert 16 <= closed_after < 26, closed_after
+    assert twin == "still open"
 
 
 def test_offline_alarm_flag_is_checked(tmp_path: Path) -> None:

@@ -9,21 +9,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 
 from hybridge.connector.traversal_config import (
     EdgeAddress,
     PremisesServer,
     TraversalConfig,
     TraversalStore,
+    traversal_table,
 )
-from hybridge.connector.traversal_errors import MessageTimedOut, TraversalConfigInvalid
+from hybridge.connector.traversal_errors import (
+    ListenerUnavailable,
+    MessageTimedOut,
+    TraversalConfigInvalid,
+)
 from hybridge.connector.traversal_link import Link, TraversalSettings
 from hybridge.connector.traversal_listener import PremisesAcceptor, allowed_networks
 from hybridge.connector.traversal_listener_config import PremisesListener, listener_from_fields
 from hybridge.connector.traversal_relay import Side
 from hybridge.connector.traversal_views import config_from
-from hybridge.core.sip import MessageTooLargeError, Request, SipError
-from hybridge.storage.db import open_database, sqlite_url
+from hybridge.core.sip import BodyTooLargeError, Request
+from hybridge.storage.db import alembic_config, open_database, sqlite_url, upgrade
 from hybridge.vault import Vault, configured_source
 
 PBX = PremisesServer.parse("sip:127.0.0.1:5060;transport=tcp", "pbx.example.test")
@@ -32,8 +39,9 @@ PBX = PremisesServer.parse("sip:127.0.0.1:5060;transport=tcp", "pbx.example.test
 
 
 def test_a_listener_parses_with_defaults() -> None:
-    listener = PremisesListener.parse("0.0.0.0", "tls", "192.0.2.10, 198.51.100.0/28")
-    assert (listener.host, listener.port, listener.transport) == ("0.0.0.0", 5061, "tls")
+    # Parsed only, never bound: the wildcard address is what a real PBX trunk would use.
+    listener = PremisesListener.parse("0.0.0.0", "tls", "192.0.2.10, 198.51.100.0/28")  # noqa: S104
+    assert (listener.host, listener.port, listener.transport) == ("0.0.0.0", 5061, "tls")  # noqa: S104
     assert listener.allow == ("192.0.2.10/32", "198.51.100.0/28")
     assert listener.wildcard and str(PremisesListener.parse("[::1]:5070")) == "[::1]:5070"
 
@@ -41,11 +49,15 @@ def test_a_listener_parses_with_defaults() -> None:
 @pytest.mark.parametrize(
     ("address", "transport", "allow", "require", "message"),
     [
-        ("pbx.example.test:5060", "tcp", None, False, "listener address 'pbx.example.test' is not an IP address"),
+        ("pbx.example.test:5060", "tcp", None, False,
+         "listener address 'pbx.example.test' is not an IP address"),
         ("127.0.0.1:0", "tcp", None, False, "listener port 0 is not 1..65535"),
-        ("127.0.0.1:5060", "udp", None, False, "listener transport 'udp' is not supported; use 'tcp' or 'tls'"),
-        ("127.0.0.1:5060", "tcp", "192.0.2.300", False, "listener allow entry '192.0.2.300' is not an IP address or network"),
-        ("127.0.0.1:5060", "tcp", None, True, "client certificates can be required only on a TLS listener"),
+        ("127.0.0.1:5060", "udp", None, False,
+         "listener transport 'udp' is not supported; use 'tcp' or 'tls'"),
+        ("127.0.0.1:5060", "tcp", "192.0.2.300", False,
+         "listener allow entry '192.0.2.300' is not an IP address or network"),
+        ("127.0.0.1:5060", "tcp", None, True,
+         "client certificates can be required only on a TLS listener"),
     ],
 )  # fmt: skip
 def test_a_bad_listener_is_refused_naming_the_field(
@@ -112,6 +124,30 @@ def test_the_listener_is_stored_and_read_back(store: TraversalStore) -> None:
     )  # and removed again
     again = store.get()
     assert again is not None and again.config.listener is None
+
+
+def test_migration_0009_matches_the_table_and_downgrades(tmp_path: Path) -> None:
+    engine = sa.create_engine(sqlite_url(tmp_path / "node.db"))
+    upgrade(engine, "node", "0009_traversal_listener")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("connector_traversal")}
+    assert columns == set(traversal_table.c.keys())
+    with engine.begin() as connection, pytest.raises(sa.exc.IntegrityError):
+        # The database refuses what the value refuses too (a third transport).
+        connection.execute(
+            sa.text(
+                "INSERT INTO connector_traversal (id, edge_host, edge_port, edge_name, "
+                "premises_uri, premises_name, keepalive_interval, updated_at, updated_by, "
+                "listen_host, listen_port, listen_transport) VALUES (1, 'e', 7001, 'e', "
+                "'sip:p', 'p', 30, '2026-11-27', 't', '127.0.0.1', 5060, 'udp')"
+            )
+        )
+    cfg = alembic_config("node")
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0008_calendar_link")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("connector_traversal")}
+    assert not any(c.startswith("listen_") for c in columns)
+    engine.dispose()
 
 
 # -- admission and limits on real sockets -----------------------------------------------------
@@ -247,6 +283,34 @@ def test_a_message_over_the_limit_is_refused_before_it_is_buffered() -> None:
         b"MESSAGE sip:x SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1"
         b"\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 10000000\r\n\r\n"
     )
-    with pytest.raises(SipError) as caught:
+    with pytest.raises(BodyTooLargeError) as caught:
         stream.next_event()
-    assert isinstance(caught.value, MessageTooLargeError) or caught.value.status_hint in (413, 513)
+    assert str(caught.value) == "Content-Length 10000000 is over the 4096-byte body limit"
+    assert caught.value.status_hint == 413
+
+
+def test_a_port_in_use_is_reported_not_raised_past_the_listener() -> None:
+    async def scenario() -> None:
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = taken.getsockname()[1]
+            listener = PremisesListener.parse(f"127.0.0.1:{port}", "tcp", "127.0.0.1")
+
+            async def on_link(link: Link) -> None:
+                raise AssertionError("nothing may be admitted")
+
+            acceptor = PremisesAcceptor(
+                listener,
+                PBX,
+                context=None,
+                anchors=(),
+                allowed=listener.networks,
+                settings=TraversalSettings(),
+                on_link=on_link,
+            )
+            with pytest.raises(ListenerUnavailable) as caught:
+                await acceptor.start()
+            assert str(caught.value) == (
+                f"cannot listen on 127.0.0.1:{port} for the premises server: Address already in use"
+            )
+
+    asyncio.run(scenario())

@@ -266,13 +266,9 @@ def test_cli_set_refuses_a_wrong_secret_then_saves(
     saved = run(SECRET)
     assert saved.returncode == 0, saved.stdout + saved.stderr
     assert "connection test: ok" in saved.stdout and "saved " in saved.stdout
-    listed = subprocess.run(
-        [sys.executable, "-m", "hybridge", "connector", "calendar", "graph", "list",
-         "--data-dir", data_dir, "--json"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
-    assert listed.returncode == 0, listed.stderr
-    assert '"set": true' in listed.stdout
-    for result in (refused, saved, listed):
+    listed = app.client.get("/api/exchange/graph/configs").json()["configs"]
+    assert [c["display_name"] for c in listed] == ["CLI tenant"]
+    assert listed[0]["client_secret"]["set_by"].startswith("cli:")
+    for result in (refused, saved):
         assert SECRET not in result.stdout + result.stderr
         assert WRONG not in result.stdout + result.stderr

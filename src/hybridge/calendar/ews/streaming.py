@@ -11,17 +11,30 @@ A notification only says *which* mailbox changed: ``on_change(mailbox)`` makes t
 engine run ``SyncFolderItems`` from its persisted state, which is the source of truth. So
 whenever a connection is (re)opened — start, renewal, error — every mailbox of its group is
 reported once: anything that happened while it was down is picked up, nothing is missed.
+
+Stopping is prompt. A group's thread spends its life blocked reading the streaming
+response (exchangelib's ``GetStreamingEvents`` is a generator over a ``requests`` response
+opened with ``stream=True``), so a stop flag alone would be seen only at the next
+notification or at the connection's end — up to 29 minutes later. ``stop()`` therefore
+also shuts down the socket under the group's live response, from the stopping thread:
+the blocked read returns at once (end of stream or an error) and the thread ends. The
+response is captured by a small subclass of exchangelib's own service (its
+``_get_response`` hook); exchangelib offers no public handle on it, and nothing else
+does this, hence this code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from exchangelib.properties import Notification
-from exchangelib.services import SubscribeToStreaming
+from exchangelib.services import GetStreamingEvents, SubscribeToStreaming
 
 from hybridge.calendar.errors import BackendError, CalendarSettingsError
 from hybridge.calendar.ews.backend import EwsBackend, calendar_folder_id
@@ -33,6 +46,37 @@ MAX_GROUP = 200
 #: Exchange closes a streaming connection after 30 minutes at most.
 MAX_CONNECTION_MINUTES = 30
 _EVENT_TYPES = ("CreatedEvent", "ModifiedEvent", "DeletedEvent")
+#: ``stop()`` waits this long in all for the groups' threads (each is interrupted first).
+STOP_TIMEOUT = 5.0
+
+
+def _interrupt(response: Any) -> None:
+    """Shut down the socket under a streaming ``requests`` response (any thread).
+
+    ``shutdown`` (not ``close``) is what wakes a thread blocked in ``poll``/``recv`` on
+    that socket; the plain socket's method is used on a TLS socket so that the TLS object
+    the reader is using is left alone (the reader sees end of stream and cleans up).
+    """
+    connection = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    # Already closed or reset (OSError): the reader is ending anyway.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _StoppableStreamingEvents(GetStreamingEvents):  # type: ignore[misc]
+    """exchangelib's ``GetStreamingEvents``, handing its live response to ``on_response``."""
+
+    def __init__(self, *args: Any, on_response: Callable[[Any], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_response = on_response
+
+    def _get_response(self, payload: Any, api_version: Any) -> Any:
+        response = super()._get_response(payload, api_version)
+        self._on_response(response)
+        return response
 
 
 def group_mailboxes(mailboxes: Iterable[str], size: int = MAX_GROUP) -> list[tuple[str, ...]]:
@@ -62,11 +106,15 @@ class _Group(threading.Thread):
         self.retry_seconds = retry_seconds
         self.stopping = threading.Event()
         self.connections = 0
+        self._response_lock = threading.Lock()
+        self._response: Any = None  # the live streaming response, while there is one
         self._subscriptions: dict[str, str] = {}  # subscription id -> mailbox
         self._anchor: Any = None
 
     def _subscribe(self) -> None:
         for mailbox in self.mailboxes:
+            if self.stopping.is_set():
+                return  # up to 200 round trips: do not make a stop wait for them
             if mailbox in self._subscriptions.values():
                 continue
             account = self.backend.account(mailbox)
@@ -97,8 +145,11 @@ class _Group(threading.Thread):
                 self.connections += 1
                 for mailbox in self._subscriptions.values():
                     self.on_change(mailbox)  # catch up on anything missed while down
-                events = self._anchor.calendar.get_streaming_events(
-                    list(self._subscriptions), connection_timeout=self.minutes
+                service = _StoppableStreamingEvents(
+                    account=self._anchor, on_response=self._set_response
+                )
+                events = service.call(
+                    subscription_ids=list(self._subscriptions), connection_timeout=self.minutes
                 )
                 for notification in events:
                     if self.stopping.is_set():
@@ -109,6 +160,8 @@ class _Group(threading.Thread):
                             self.on_change(changed)
                 # The server closed at connection_minutes: loop and renew.
             except Exception as exc:  # the connection or a subscription failed: start over
+                if self.stopping.is_set():
+                    break  # our own stop() cut the connection: not a failure
                 if isinstance(exc, BackendError):
                     err = exc
                 else:
@@ -117,7 +170,32 @@ class _Group(threading.Thread):
                 self._subscriptions.clear()
                 self._close_anchor()
                 self.stopping.wait(self.retry_seconds)
+            finally:
+                with self._response_lock:
+                    self._response = None
         self._close_anchor()
+
+    def _set_response(self, response: Any) -> None:
+        with self._response_lock:
+            self._response = response
+            stopping = self.stopping.is_set()
+        if stopping:
+            # stop() came while the request was being sent: it found no response to cut.
+            _interrupt(response)
+
+    @property
+    def live(self) -> bool:
+        """True while the group's streaming response is open."""
+        with self._response_lock:
+            return self._response is not None
+
+    def halt(self) -> None:
+        """Ask the thread to end and cut its live connection, if any; does not wait."""
+        with self._response_lock:
+            self.stopping.set()
+            response = self._response
+        if response is not None:
+            _interrupt(response)
 
     def _close_anchor(self) -> None:
         if self._anchor is not None:
@@ -154,6 +232,11 @@ class EwsStreamingNotifier:
     def connections_opened(self) -> int:
         return sum(g.connections for g in self._groups)
 
+    @property
+    def live_connections(self) -> int:
+        """Groups whose streaming response is open right now."""
+        return sum(1 for g in self._groups if g.live)
+
     def watch(self, mailboxes: Iterable[str], on_change: Callable[[str], None]) -> None:
         """Watch exactly ``mailboxes``: regroup and reconnect (see :class:`ChangeNotifier`)."""
         self.stop()
@@ -164,10 +247,16 @@ class EwsStreamingNotifier:
         for group in self._groups:
             group.start()
 
-    def stop(self) -> None:
-        """Stop every group (each ends at its next notification or heartbeat)."""
-        for group in self._groups:
-            group.stopping.set()
-        for group in self._groups:
-            group.join(timeout=10)
-        self._groups = []
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop every group: each live connection is cut at once, then the threads are
+        joined within ``timeout`` seconds in all (a thread still sending a request, or
+        stuck in a connect, is left to end by itself: it is a daemon and will not renew)."""
+        groups, self._groups = self._groups, []
+        for group in groups:
+            group.halt()
+        deadline = time.monotonic() + timeout
+        for group in groups:
+            group.join(max(0.0, deadline - time.monotonic()))
+        late = [g.name for g in groups if g.is_alive()]
+        if late:
+            log.warning("streaming groups still ending after %.1f s: %s", timeout, late)
