@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib.util
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 from cryptography import x509
@@ -62,6 +65,26 @@ _SIGNATURE_OIDS: dict[tuple[str, str], str] = {
 def real_root(filename: str) -> bytes:
     """The PEM bytes of a real root under tests/data/pki, e.g. "baltimore-cybertrust-root.pem"."""
     return (REAL_ROOTS / filename).read_bytes()
+
+
+#: The WebPKI-shaped certificate factory (AKI, SKI, EKU) the TLS and edge tests share.
+TLSPKI = Path(__file__).resolve().parent / "unit" / "core" / "tlsverify" / "tlspki.py"
+
+
+def load_tlspki() -> ModuleType:
+    """The shared ``tlspki`` factory module, imported once per session under that name.
+
+    It lives beside the tests that import it plainly (``from tlspki import ...``); loading it
+    under the same name keeps one module object, so its classes (``Issued``) are one type.
+    """
+    if "tlspki" in sys.modules:
+        return sys.modules["tlspki"]
+    spec = importlib.util.spec_from_file_location("tlspki", TLSPKI)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tlspki"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)

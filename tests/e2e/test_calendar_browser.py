@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from browserkit import ARTIFACTS_ROOT, shot, walk_in_browser
+from playwright.sync_api import Page
 
 from hybridge.calendar.model import Attendee, Meeting, zone
 from hybridge.cloud import calendar_meetings as meeting_store
@@ -28,19 +29,9 @@ from hybridge.web.clock import system_clock
 
 pytestmark = pytest.mark.slow  # a real cloud process and a browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN = "alice@acme.test"
 PASSWORD = "calendar browser password"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "calendar"
+ARTIFACTS = ARTIFACTS_ROOT / "calendar"
 
 
 @dataclass
@@ -67,25 +58,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot(page, ARTIFACTS, name)
 
 
 def test_calendar_page_in_the_browser(served: Served) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(ignore_https_errors=True)
-            context.set_default_timeout(30_000)
-            page = context.new_page()
-            try:
-                _walk(page, served)
-            except Exception:
-                _shot(page, "failure")
-                print("failed at", page.url, page.content()[-3000:])
-                raise
-        finally:
-            browser.close()
+    walk_in_browser(lambda page: _walk(page, served), ARTIFACTS)
 
 
 def _store_meeting(served: Served) -> str:

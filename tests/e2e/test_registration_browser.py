@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from browserkit import ARTIFACTS_ROOT, shot, walk_in_browser
+from playwright.sync_api import Page
 
 from hybridge.cloud.orgs import create_org_admin
 from hybridge.connector.demo_run import RoleProcess, start_cloud, start_connector
@@ -28,18 +28,8 @@ from hybridge.web.clock import system_clock
 
 pytestmark = pytest.mark.slow  # real role processes on loopback
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "browser test password"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "registration"
+ARTIFACTS = ARTIFACTS_ROOT / "registration"
 
 
 @dataclass
@@ -75,25 +65,11 @@ def roles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roles]:
 
 
 def _shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot(page, ARTIFACTS, name)
 
 
 def test_registration_in_the_browser(roles: Roles) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(ignore_https_errors=True)
-            context.set_default_timeout(30_000)
-            page = context.new_page()
-            try:
-                _walk(page, roles)
-            except Exception:
-                _shot(page, "failure")
-                print("failed at", page.url, page.content()[-3000:])
-                raise
-        finally:
-            browser.close()
+    walk_in_browser(lambda page: _walk(page, roles), ARTIFACTS)
 
 
 def _walk(page: Page, roles: Roles) -> None:

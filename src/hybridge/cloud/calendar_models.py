@@ -57,6 +57,8 @@ calendar_meeting = sa.Table(
     #: The meeting as received (calendar.wire JSON, body dropped): what the lists show.
     sa.Column("document", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The public join page looks a meeting up by its URL (migration 0005_join_url_index).
+    sa.Index("ix_calendar_meeting_join_url", "join_url"),
 )
 
 #: Room mailboxes (attendees with role ``resource``) of each stored meeting, for rooms.

@@ -64,13 +64,14 @@ def install_access_log_redaction() -> None:
 
 
 async def _admin(request: Request) -> WebSession:
-    """The connector admin's session, as ``exchange_views``' ``Admin`` requires it: logged
-    in (else ``LoginRequired``), and an unsafe request passes the session's CSRF check."""
+    """The connector admin's session, checked as ``exchange_views`` checks it (same order):
+    an unsafe request passes the session's CSRF check (else ``CsrfRejected``), then the
+    session must be logged in (else ``LoginRequired``)."""
     services: ConnectorServices = request.app.state.connector
     auth = services.auth
-    web = auth.current_admin(request, auth.web_session(request))
+    web = auth.web_session(request)
     await auth.csrf_protect(request, web)
-    return web
+    return auth.current_admin(request, web)
 
 
 Admin = Annotated[WebSession, Depends(_admin)]

@@ -8,7 +8,8 @@ message and the side it arrived on and return what to do (the h11 shape of
 ``hybridge.core.sip``); ``traversal_service`` carries it out.
 
 What the relay does, in RFC 3261 §16 order (the same rules the edge's relay applies; the
-roles share no code, DESIGN.md §4 — see the report on moving the generic part to core/sip):
+roles never import each other, DESIGN.md §4, so the shared pieces live in
+``hybridge.core.sip.proxy``):
 
 - §16.3 step 3: Max-Forwards 0 → 483 Too Many Hops (an ACK is dropped, never answered);
 - §16.6 step 3: Max-Forwards decremented, or added as 70;
@@ -35,21 +36,24 @@ is a single connection, and a request from the edge goes to the premises server.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
 from hybridge.core.sip import Request, Response, SipError, serialize
+from hybridge.core.sip.proxy import (
+    DEFAULT_MAX_FORWARDS,
+    DIALOG_CREATING,
+    MAGIC_COOKIE,
+    ConnectionTags,
+    record_route_uri,
+    route_names_proxy,
+    stateless_branch,
+    via_mac,
+)
 
-#: RFC 3261 §8.1.1.7: every branch we create starts with the magic cookie.
-MAGIC_COOKIE = "z9hG4bK"
-#: RFC 3261 §16.6 step 3: the value a proxy adds when a request has no Max-Forwards.
-DEFAULT_MAX_FORWARDS = 70
 _TAG = "hb-connector"
-#: RFC 3261 §12.1.1: the requests that create a dialog Record-Route is meant for.
-_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
 
 class Side(StrEnum):
@@ -113,70 +117,35 @@ class TraversalRelay:
         self.transports = dict(transports)
         self._key = key or secrets.token_bytes(32)
         self._rr = record_route
+        # Domain-separated from the side MACs ("conn|"), so one can never stand for the other.
+        self._conn_tags = ConnectionTags(self._key, domain="conn|")
         if record_route is not None:
             rr_host, rr_port, transport = record_route
-            bracketed = f"[{rr_host}]" if ":" in rr_host else rr_host
-            self.record_route_uri: str | None = (
-                f"<sip:{bracketed}:{rr_port};transport={transport};lr;hxr>"
+            self.record_route_uri: str | None = record_route_uri(
+                rr_host, rr_port, transport=transport, param="hxr"
             )
         else:
             self.record_route_uri = None
 
     def _mac(self, side: Side) -> str:
-        return hmac.new(self._key, side.value.encode(), hashlib.sha256).hexdigest()[:12]
-
-    def _conn_mac(self, conn_id: int) -> str:
-        # Domain-separated from the side MACs ("conn|"), so one can never stand for the other.
-        message = f"conn|{conn_id}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:12]
+        return via_mac(self._key, side.value)
 
     def _route_is_ours(self, uri: str) -> bool:
         # Only a Route on our listener's host and port with the ``hxr`` parameter is ours
         # (RFC 3261 §16.4: "the value indicates this proxy").
         if self._rr is None:
             return False
-        scheme, _, rest = uri.strip("<>").partition(":")
-        if scheme.lower() not in ("sip", "sips") or "@" in rest:
-            return False
-        hostport, _, params = rest.partition(";")
-        if hostport.startswith("["):
-            host, _, port_text = hostport[1:].partition("]")
-            port_text = port_text.lstrip(":")
-        else:
-            host, _, port_text = hostport.partition(":")
         rr_host, rr_port, _ = self._rr
-        if host.lower() != rr_host.lower() or (port_text or "5060") != str(rr_port):
-            return False
-        return any(p.split("=", 1)[0].strip().lower() == "hxr" for p in params.split(";"))
+        return route_names_proxy(uri, host=rr_host, port=rr_port, param="hxr")
 
     @staticmethod
     def stateless_branch(request: Request, out: Side) -> str:
         """Our branch for ``request`` leaving on ``out`` (RFC 3261 §16.11).
 
-        With an RFC 3261 branch on the incoming top Via, the hash covers its sent-by and
-        branch (shared by the CANCEL and the non-2xx ACK of an INVITE); otherwise the
-        fields §16.11 names for RFC 2543 peers (To/From tags, Call-ID, Request-URI, top
-        Via, CSeq number — not the CSeq method, for the same reason).
+        ``core.sip.proxy.stateless_branch`` with the marker ``hx``, scoped to ``out`` so the
+        two directions of one transaction get different branches.
         """
-        top = request.via[0]
-        incoming = top.branch
-        if incoming is not None and incoming.startswith(MAGIC_COOKIE):
-            material = f"3261|{out.value}|{top.host}|{top.port}|{incoming}"
-        else:
-            material = "|".join(
-                (
-                    "2543",
-                    out.value,
-                    request.to_address.tag or "",
-                    request.from_address.tag or "",
-                    request.call_id,
-                    request.uri,
-                    top.value,
-                    str(request.cseq.number),
-                )
-            )
-        digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
-        return f"{MAGIC_COOKIE}-hx{digest[:24]}"
+        return stateless_branch(request, marker="hx", scope=out.value)
 
     def via_for(self, request: Request, out: Side, conn_id: int = 0) -> str:
         """Our Via value for ``request`` relayed to ``out``; ``conn_id`` is the premises
@@ -185,7 +154,7 @@ class TraversalRelay:
         transport = self.transports[out]
         via = f"SIP/2.0/{transport} {self.host};branch={branch};hxs={out.value}.{self._mac(out)}"
         if conn_id:
-            via += f";hxc={conn_id}.{self._conn_mac(conn_id)}"
+            via += f";hxc={self._conn_tags.tag(conn_id)}"
         return via
 
     def _local(self, request: Request, status: int, reason: str) -> Action:
@@ -210,7 +179,7 @@ class TraversalRelay:
             )
             if (
                 self.record_route_uri is not None
-                and request.method in _DIALOG_CREATING
+                and request.method in DIALOG_CREATING
                 and request.to_address.tag is None
             ):
                 request = request.with_record_route(self.record_route_uri)
@@ -235,12 +204,10 @@ class TraversalRelay:
         conn_id = 0
         conn_tag = top.param("hxc")
         if conn_tag is not None:
-            conn_text, _, conn_mac = conn_tag.partition(".")
             # RFC 5923-style reuse: the id names the premises connection the request came
             # in on; only an id we authenticated may steer the response.
-            if not conn_text.isdigit() or not hmac.compare_digest(
-                conn_mac, self._conn_mac(int(conn_text))
-            ):
+            verified = self._conn_tags.verify(conn_tag)
+            if verified is None:
                 return Drop(f"response whose top Via {top.value!r} carries no valid hxc")
-            conn_id = int(conn_text)
+            conn_id = verified
         return Relay(side.other, serialize(response.without_top_via()), conn_id)

@@ -38,7 +38,6 @@ Max-Forwards (the edge only ever forwards from one side to the other).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -54,17 +53,21 @@ from hybridge.core.sip import (
     scan_head,
     serialize,
 )
+from hybridge.core.sip.proxy import (
+    DEFAULT_MAX_FORWARDS,
+    DIALOG_CREATING,
+    MAGIC_COOKIE,
+    ConnectionTags,
+    branch_digest_3261,
+    record_route_uri,
+    route_names_proxy,
+    sent_by,
+    stateless_branch,
+)
 
-#: RFC 3261 §8.1.1.7: every branch we create starts with the magic cookie.
-MAGIC_COOKIE = "z9hG4bK"
-#: RFC 3261 §16.6 step 3: the value a proxy adds when a request has no Max-Forwards.
-DEFAULT_MAX_FORWARDS = 70
-#: Requests that create a dialog (RFC 3261 §12.1, RFC 6665 §4.1, RFC 3515): Record-Routed.
-_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE"
 _EDGE_TAG = "hb-edge"
-_DIALOG_CREATING_BYTES = frozenset(m.encode() for m in _DIALOG_CREATING)
-_MAC_CACHE_SIZE = 4096
+_DIALOG_CREATING_BYTES = frozenset(m.encode() for m in DIALOG_CREATING)
 
 
 class Side(StrEnum):
@@ -123,9 +126,10 @@ class Relay:
     def __init__(self, *, host: str, ports: dict[Side, int], key: bytes | None = None) -> None:
         self.host = host
         self.ports = dict(ports)
-        self._key = key or secrets.token_bytes(32)
+        # RFC 5923-style reuse: ``hbc`` ids are MACed so a peer cannot steer a response.
+        self._tags = ConnectionTags(key or secrets.token_bytes(32))
+        self._mac = self._tags.mac
         self._host_lower = host.lower().strip("[]")
-        self._macs: dict[int, str] = {}
         # The fast path's constant pieces, built once (``on_frame``).
         self._via_prefix = {
             out: f"Via: SIP/2.0/TLS {self._sent_by(out)};branch={MAGIC_COOKIE}-hb".encode()
@@ -145,51 +149,22 @@ class Relay:
 
     # -- our own header values ---------------------------------------------------------
 
-    def _mac(self, conn_id: int) -> str:
-        mac = self._macs.get(conn_id)
-        if mac is None:
-            if len(self._macs) >= _MAC_CACHE_SIZE:
-                self._macs.clear()  # a bound on memory; recomputing is cheap
-            mac = hmac.new(self._key, str(conn_id).encode(), hashlib.sha256).hexdigest()[:12]
-            self._macs[conn_id] = mac
-        return mac
-
     def _sent_by(self, side: Side) -> str:
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{host}:{self.ports[side]}"
+        return sent_by(self.host, self.ports[side])
 
     def record_route_uri(self, side: Side) -> str:
         """The Record-Route value that brings in-dialog requests back on ``side``."""
-        return f"<sip:{self._sent_by(side)};transport=tls;lr;hbr={side.value}>"
+        return record_route_uri(
+            self.host, self.ports[side], transport="tls", param=f"hbr={side.value}"
+        )
 
     @staticmethod
     def stateless_branch(request: Request) -> str:
         """The branch for our Via on ``request`` (RFC 3261 §16.11); same for retransmissions.
 
-        With an RFC 3261 branch on the incoming top Via, the hash covers that Via's sent-by
-        and branch, which the CANCEL and the non-2xx ACK of an INVITE share with it; else
-        the fields §16.11 names (To/From tags, Call-ID, Request-URI, top Via, CSeq number).
+        ``core.sip.proxy.stateless_branch`` with the edge's marker ``hb``.
         """
-        top = request.via[0]
-        incoming = top.branch
-        if incoming is not None and incoming.startswith(MAGIC_COOKIE):
-            material = f"3261|{top.host}|{top.port}|{incoming}"
-        else:
-            material = "|".join(
-                (
-                    "2543",
-                    request.to_address.tag or "",
-                    request.from_address.tag or "",
-                    request.call_id,
-                    request.uri,
-                    top.value,
-                    str(request.cseq.number),
-                    # an RFC 2543 ACK/CANCEL must match its INVITE's branch: CSeq method
-                    # is left out on purpose, as §16.11 leaves it out.
-                )
-            )
-        digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
-        return f"{MAGIC_COOKIE}-hb{digest[:24]}"
+        return stateless_branch(request, marker="hb")
 
     def via_for(self, request: Request, *, out: Side, conn_id: int) -> str:
         """Our Via value for ``request`` leaving on side ``out``, from connection ``conn_id``."""
@@ -202,16 +177,9 @@ class Relay:
         return host.lower().strip("[]") == self._host_lower
 
     def _route_is_ours(self, uri: str) -> bool:
-        # Our Record-Route URIs carry ``hbr``; only a Route on our own host with that
-        # parameter is popped (RFC 3261 §16.4: the value "indicates this proxy").
-        scheme, _, rest = uri.partition(":")
-        if scheme.lower() not in ("sip", "sips") or "@" in rest:
-            return False
-        hostport, _, params = rest.partition(";")
-        host = hostport.rsplit(":", 1)[0] if not hostport.endswith("]") else hostport
-        if not self._is_ours(host):
-            return False
-        return any(p.split("=", 1)[0].lower() == "hbr" for p in params.split(";"))
+        # Our Record-Route URIs carry ``hbr``; only a Route on our own host (any of our
+        # ports) with that parameter is popped (RFC 3261 §16.4).
+        return route_names_proxy(uri, host=self.host, param="hbr")
 
     def _addressed_to_edge(self, uri: str) -> bool:
         scheme, _, rest = uri.partition(":")
@@ -265,7 +233,7 @@ class Relay:
             request = request.with_max_forwards(
                 DEFAULT_MAX_FORWARDS if forwards is None else forwards - 1
             )
-            if request.method in _DIALOG_CREATING and request.to_address.tag is None:
+            if request.method in DIALOG_CREATING and request.to_address.tag is None:
                 # RFC 5658 §3.2: double Record-Route, inbound side first, outbound on top.
                 request = request.with_record_route(self.record_route_uri(side))
                 request = request.with_record_route(self.record_route_uri(out))
@@ -280,14 +248,13 @@ class Relay:
         top = response.via[0]
         if not self._is_ours(top.host):
             return Drop(f"response whose top Via {top.value!r} is not the edge's")
-        tag = top.param("hbc")
-        conn_text, _, mac = (tag or "").partition(".")
-        if not conn_text.isdigit() or not hmac.compare_digest(mac, self._mac(int(conn_text))):
+        conn_id = self._tags.verify(top.param("hbc"))
+        if conn_id is None:
             # RFC 3261 §16.7 step 3 assumes the top Via is ours; a forged one is dropped.
             return Drop(f"response whose top Via {top.value!r} carries no valid hbc")
         if len(response.via) < 2:
             return Drop("response to a request the edge sent itself")
-        return SendTo(int(conn_text), serialize(response.without_top_via()))
+        return SendTo(conn_id, serialize(response.without_top_via()))
 
     # -- the fast path ------------------------------------------------------------------
 
@@ -344,16 +311,10 @@ class Relay:
             if first_via >= at:
                 first_via += 2
         # §16.11: the stateless branch, from the incoming top Via (see stateless_branch).
-        port = view.via_port
-        material = b"3261|%s|%s|%s" % (
-            view.via_host,
-            b"None" if port is None else b"%d" % port,
-            branch,
-        )
-        digest = hashlib.sha256(material).hexdigest()[:24]
+        digest = branch_digest_3261(view.via_host, view.via_port, branch)
         lines.insert(
             first_via,
             b"%s%s;hbc=%d.%s"
-            % (self._via_prefix[out], digest.encode(), conn_id, self._mac(conn_id).encode()),
+            % (self._via_prefix[out], digest, conn_id, self._mac(conn_id).encode()),
         )
         return Forward(out, b"\r\n".join(lines) + b"\r\n\r\n" + frame.body)

@@ -1,16 +1,14 @@
 """Real certificates and a real TLS server on loopback for the tls integration tests.
 
 The certificate factory lives with the core tests (``tests/unit/core/tlsverify/tlspki.py``);
-it is loaded here by its path so both suites build certificates the same way.
+``certs.load_tlspki`` loads it by its path so every suite builds certificates the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,19 +18,7 @@ from typing import Any
 
 import pytest
 
-_TLSPKI = Path(__file__).resolve().parents[2] / "unit" / "core" / "tlsverify" / "tlspki.py"
-
-
-def load_tlspki() -> ModuleType:
-    """The shared certificate factory module (imported once per session)."""
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
+from certs import load_tlspki
 
 
 @pytest.fixture(scope="session")

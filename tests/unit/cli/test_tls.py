@@ -6,39 +6,26 @@ Two tests run the installed entry point in a subprocess (wiring, exit statuses t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from certs import load_tlspki
 from hybridge.cli.main import app
 
-_TLSPKI = Path(__file__).resolve().parents[1] / "core" / "tlsverify" / "tlspki.py"
 AT = "2026-06-01T12:00:00Z"
 CLOUD = "callservice.example.com"
 
 
-def _tlspki() -> ModuleType:
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pki: Any = _tlspki()
+    pki: Any = load_tlspki()
     directory = tmp_path_factory.mktemp("tlsverify")
     root = pki.make_ca("CLI Root")
     inter = pki.make_ca("CLI Intermediate", issuer=root)

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib.util
 import logging
 import ssl
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from certs import load_tlspki
 from hybridge.connector.credentials import CredentialStore
 from hybridge.connector.traversal_config import (
     EdgeAddress,
@@ -38,23 +36,11 @@ from hybridge.vault import Secret, Vault, configured_source
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-_TLSPKI = Path(__file__).resolve().parents[1] / "core" / "tlsverify" / "tlspki.py"
 
-
-def _tlspki() -> ModuleType:
-    # WebPKI-shaped certificates (AKI, SKI, EKU), as tests/unit/tls/test_contexts.py loads.
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run_against_edge(tmp_path: Path, behaviour: Behaviour) -> TraversalClient:
-    pki: Any = _tlspki()
+    pki: Any = load_tlspki()
     now = dt.datetime.now(dt.UTC)  # the client validates at the real current time
     window = {"not_before": now - dt.timedelta(days=1), "not_after": now + dt.timedelta(days=1)}
     root = pki.make_ca("Edge Limits Root", **window)
