@@ -5,7 +5,7 @@
     hybridge connector calendar config show ID | config list
     hybridge connector calendar link create ID [--base-url https://connector:9443]
     hybridge connector calendar test ID
-    hybridge connector calendar graph set|show|list|test|delete   (Exchange Online, Graph)
+    hybridge connector calendar graph set|show|list|test|link|delete   (Exchange Online, Graph)
 
 Exit statuses: 0 saved / test passed; 1 the connection test failed (and, for ``config set``,
 nothing was saved); 2 bad input. The password is read from standard input or a hidden
@@ -14,25 +14,26 @@ prompt, never from an argument (argv is visible to every local user); nothing pr
 
 from __future__ import annotations
 
-import getpass
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hybridge.cli.calendar_graph import graph_app
-from hybridge.cli.common import (
-    EXIT_PROBLEMS,
-    DataDirOption,
-    JsonOption,
-    fail,
-    print_json,
-    resolve_data_dir,
+from hybridge.cli._calendar_common import (
+    DEFAULT_BASE_URL,
+    fail_on,
+    read_secret,
+    report_link,
+    report_save,
+    report_test,
+    show_view,
 )
+from hybridge.cli._calendar_common import actor as _actor
+from hybridge.cli._calendar_common import open_exchange as _open
+from hybridge.cli.calendar_graph import graph_app
+from hybridge.cli.common import DataDirOption, JsonOption, print_json
 
 if TYPE_CHECKING:
-    from hybridge.connector.exchange import ExchangeService
+    from hybridge.vault import Secret
 
 calendar_app = typer.Typer(
     name="calendar",
@@ -45,7 +46,6 @@ calendar_app.add_typer(config_app, name="config")
 calendar_app.add_typer(link_app, name="link")
 calendar_app.add_typer(graph_app, name="graph")
 
-DEFAULT_BASE_URL = "https://localhost:9443"
 _CONFIG_FIELDS = (
     "display_name",
     "ews_url",
@@ -57,52 +57,11 @@ _CONFIG_FIELDS = (
 )
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "cli:unknown"
+def _read_password() -> Secret:
+    return read_secret("Impersonation password", "no password on standard input")
 
 
-def _open(data_dir: Path | None, base_url: str = DEFAULT_BASE_URL) -> ExchangeService:
-    """The service ``create_app`` wires (same database, vault and trust store as the app)."""
-
-    from hybridge.connector.app import create_app
-    from hybridge.connector.settings import ConnectorSettings
-
-    try:
-        settings = ConnectorSettings(data_dir=resolve_data_dir(data_dir), base_url=base_url)
-    except ValueError as exc:
-        fail(str(exc))
-    service: ExchangeService = create_app(settings).state.exchange
-    return service
-
-
-def _read_password() -> Any:
-    from hybridge.vault import Secret
-
-    line = sys.stdin.readline().rstrip("\r\n") if not sys.stdin.isatty() else ""
-    if not line and sys.stdin.isatty():
-        line = str(typer.prompt("Impersonation password", hide_input=True))
-    if not line:
-        fail("no password on standard input")
-    return Secret.from_text(line)
-
-
-def _print_test(result: Any) -> None:
-    typer.echo(f"connection test: {result.code}")
-    typer.echo(result.message)
-    if result.fix:
-        typer.echo("fix (Exchange Management Shell):")
-        typer.echo(result.fix)
-
-
-def _fail_on(exc: Exception) -> None:
-    from hybridge.core.errors import HybridgeError
-
-    if isinstance(exc, HybridgeError):
-        fail(str(exc))
-    raise exc
+_FIX_HEADING = "fix (Exchange Management Shell):"
 
 
 @config_app.command("set")
@@ -178,20 +137,8 @@ def config_set(
             confirm_insecure=confirm_insecure,
         )
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(outcome.view())
-    else:
-        if outcome.test is not None:
-            _print_test(outcome.test)
-        if outcome.saved and outcome.record is not None:
-            forced = " despite the failed test" if outcome.forced else ""
-            typer.echo(f"saved {outcome.record.id} ({outcome.record.config.display_name}){forced}")
-        else:
-            typer.echo("not saved: the connection test failed (use --save-anyway to insist)")
-    if not outcome.saved:
-        raise typer.Exit(EXIT_PROBLEMS)
+        fail_on(exc)
+    report_save(outcome, json_output=json_output, fix_heading=_FIX_HEADING)
 
 
 @config_app.command("show")
@@ -205,13 +152,8 @@ def config_show(
     try:
         view = service.get(config_id).public_view()
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(view)
-        return
-    for key, value in view.items():
-        typer.echo(f"{key}: {value}")
+        fail_on(exc)
+    show_view(view, json_output=json_output)
 
 
 @config_app.command("list")
@@ -243,24 +185,14 @@ def link_create(
     try:
         issued = service.create_link(config_id, actor=_actor())
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    url = base_url + issued.path()
-    if json_output:
-        print_json(
-            {
-                "link_id": issued.link_id,
-                "config_id": config_id,
-                "url": url,
-                "expires_at": issued.expires_at.isoformat(),
-            }
-        )
-        return
-    typer.echo(
-        "send this link to the Exchange admin (works once, until "
-        f"{issued.expires_at:%Y-%m-%d %H:%M} UTC):"
+        fail_on(exc)
+    report_link(
+        config_id,
+        issued,
+        base_url + issued.path(),
+        json_output=json_output,
+        admin="the Exchange admin",
     )
-    typer.echo(url)
 
 
 @calendar_app.command("test")
@@ -276,11 +208,5 @@ def calendar_test(
     try:
         result = service.test(config_id, actor=_actor())
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(test_view(result))
-    else:
-        _print_test(result)
-    if not result.ok:
-        raise typer.Exit(EXIT_PROBLEMS)
+        fail_on(exc)
+    report_test(result, test_view(result), json_output=json_output, fix_heading=_FIX_HEADING)

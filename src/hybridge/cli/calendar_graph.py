@@ -4,6 +4,7 @@
         --test-mailbox room@example.com [--secret-stdin] [--authority-host URL] \\
         [--graph-url URL] [--save-anyway]
     hybridge connector calendar graph show ID | graph list | graph test ID | graph delete ID
+    hybridge connector calendar graph link --id ID [--base-url https://connector:9443]
 
 Exit statuses: 0 saved / test passed; 1 the connection test failed (and, for ``set``,
 nothing was saved); 2 bad input. The client secret is read from standard input or a
@@ -13,16 +14,25 @@ prints it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hybridge.cli.common import EXIT_PROBLEMS, DataDirOption, JsonOption, fail, print_json
+from hybridge.cli._calendar_common import (
+    DEFAULT_BASE_URL,
+    fail_on,
+    read_secret,
+    report_link,
+    report_save,
+    report_test,
+    show_view,
+)
+from hybridge.cli._calendar_common import actor as _actor
+from hybridge.cli._calendar_common import open_graph as _open
+from hybridge.cli.common import DataDirOption, JsonOption, print_json
 
 if TYPE_CHECKING:
-    from hybridge.connector.exchange_graph import GraphConfigService
+    from hybridge.vault import Secret
 
 graph_app = typer.Typer(
     help="Exchange Online configurations (Microsoft Graph, app-only; secrets never shown).",
@@ -31,43 +41,11 @@ graph_app = typer.Typer(
 _FIELDS = ("display_name", "tenant_id", "client_id", "test_mailbox", "authority_host", "graph_url")
 
 
-def _open(data_dir: Path | None) -> GraphConfigService:
-    from hybridge.cli.calendar import _open as open_exchange
-
-    return open_exchange(data_dir).graph
+def _read_secret() -> Secret:
+    return read_secret("Client secret", "no client secret on standard input")
 
 
-def _actor() -> str:
-    from hybridge.cli.calendar import _actor as actor
-
-    return actor()
-
-
-def _read_secret() -> Any:
-    from hybridge.vault import Secret
-
-    line = sys.stdin.readline().rstrip("\r\n") if not sys.stdin.isatty() else ""
-    if not line and sys.stdin.isatty():
-        line = str(typer.prompt("Client secret", hide_input=True))
-    if not line:
-        fail("no client secret on standard input")
-    return Secret.from_text(line)
-
-
-def _print_check(result: Any) -> None:
-    typer.echo(f"connection test: {result.code}")
-    typer.echo(result.message)
-    if result.fix:
-        typer.echo("fix:")
-        typer.echo(result.fix)
-
-
-def _fail_on(exc: Exception) -> None:
-    from hybridge.core.errors import HybridgeError
-
-    if isinstance(exc, HybridgeError):
-        fail(str(exc))
-    raise exc
+_FIX_HEADING = "fix:"
 
 
 @graph_app.command("set")
@@ -127,20 +105,8 @@ def graph_set(
             save_anyway=save_anyway,
         )
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(outcome.view())
-    else:
-        if outcome.test is not None:
-            _print_check(outcome.test)
-        if outcome.saved and outcome.record is not None:
-            forced = " despite the failed test" if outcome.forced else ""
-            typer.echo(f"saved {outcome.record.id} ({outcome.record.config.display_name}){forced}")
-        else:
-            typer.echo("not saved: the connection test failed (use --save-anyway to insist)")
-    if not outcome.saved:
-        raise typer.Exit(EXIT_PROBLEMS)
+        fail_on(exc)
+    report_save(outcome, json_output=json_output, fix_heading=_FIX_HEADING)
 
 
 @graph_app.command("show")
@@ -153,13 +119,8 @@ def graph_show(
     try:
         view = _open(data_dir).get(config_id).public_view()
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(view)
-        return
-    for key, value in view.items():
-        typer.echo(f"{key}: {value}")
+        fail_on(exc)
+    show_view(view, json_output=json_output)
 
 
 @graph_app.command("list")
@@ -187,14 +148,32 @@ def graph_test(
     try:
         result = _open(data_dir).test(config_id, actor=_actor())
     except Exception as exc:
-        _fail_on(exc)
-        raise
-    if json_output:
-        print_json(check_view(result))
-    else:
-        _print_check(result)
-    if not result.ok:
-        raise typer.Exit(EXIT_PROBLEMS)
+        fail_on(exc)
+    report_test(result, check_view(result), json_output=json_output, fix_heading=_FIX_HEADING)
+
+
+@graph_app.command("link")
+def graph_link(
+    config_id: Annotated[str, typer.Option("--id", help="The configuration id.")],
+    base_url: Annotated[
+        str,
+        typer.Option("--base-url", help="The connector's URL as the admin reaches it."),
+    ] = DEFAULT_BASE_URL,
+    data_dir: DataDirOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create a one-time credential-entry link (24 h, single use) for the client secret."""
+    try:
+        issued = _open(data_dir, base_url).create_link(config_id, actor=_actor())
+    except Exception as exc:
+        fail_on(exc)
+    report_link(
+        config_id,
+        issued,
+        base_url + issued.path(),
+        json_output=json_output,
+        admin="the Exchange Online admin",
+    )
 
 
 @graph_app.command("delete")
@@ -206,6 +185,5 @@ def graph_delete(
     try:
         _open(data_dir).delete(config_id, actor=_actor())
     except Exception as exc:
-        _fail_on(exc)
-        raise
+        fail_on(exc)
     typer.echo(f"deleted {config_id}")

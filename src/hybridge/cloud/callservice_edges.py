@@ -12,8 +12,6 @@ per organisation; changes are audited.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 from hybridge.cloud import audit
 from hybridge.cloud.callservice_errors import OrgEdgeError, UnknownOrgEdge
 from hybridge.cloud.models import organisation
+from hybridge.core.hostport import is_ip_or_host_name, join_host_port, split_host_port
 from hybridge.core.tlsverify import CnRule, InvalidExpectedName, NamePolicy
 from hybridge.web.schema import metadata
 
@@ -38,8 +37,6 @@ org_edge = sa.Table(
     sa.Column("updated_by", sa.String(320), nullable=False),
 )
 
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
 
 @dataclass(frozen=True, slots=True)
 class EdgeAddress:
@@ -54,38 +51,25 @@ class EdgeAddress:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise OrgEdgeError(f"edge port {self.port!r} is not 1..65535")
-        try:
-            ipaddress.ip_address(self.host)
-            return
-        except ValueError:
-            pass
-        labels = self.host.rstrip(".").split(".")
-        if len(self.host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        if not is_ip_or_host_name(self.host):
             raise OrgEdgeError(f"edge host {self.host!r} is neither an IP address nor a host name")
 
     @classmethod
     def parse(cls, text: str) -> EdgeAddress:
         """``host:port``, ``[v6]:port`` or ``host`` (port 5062). Raises ``OrgEdgeError``."""
         text = text.strip()
-        if text.startswith("["):
-            host, sep, rest = text[1:].partition("]")
-            if not sep or (rest and not rest.startswith(":")):
-                raise OrgEdgeError(f"edge address {text!r} is not '[ipv6]:port'")
-            port_text = rest[1:] if rest else str(DEFAULT_EDGE_PORT)
-        elif text.count(":") == 1:
-            host, _, port_text = text.partition(":")
-        else:
-            host, port_text = text, str(DEFAULT_EDGE_PORT)
-        if not port_text.isdigit():
+        split = split_host_port(text, DEFAULT_EDGE_PORT)
+        if split is None:
+            raise OrgEdgeError(f"edge address {text!r} is not '[ipv6]:port'")
+        if split.port is None:
             raise OrgEdgeError(
-                f"edge address {text!r} has port {port_text!r}; give 'host:port', e.g. "
+                f"edge address {text!r} has port {split.port_text!r}; give 'host:port', e.g. "
                 "'edge.example.com:5062'"
             )
-        return cls(host, int(port_text))
+        return cls(split.host, split.port)
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,12 @@ from hybridge.core.tlsverify import (
     PeerRole,
     RefusalReason,
     Refused,
+    describe_presented_names,
 )
 from hybridge.tls import check_peer
+
+#: The presented names in the admin's words (shared with the edge through core).
+described = describe_presented_names
 
 NO_CERTIFICATE = "no_certificate"
 HANDSHAKE_FAILED = "handshake_failed"
@@ -90,14 +94,6 @@ def handshake_refusal(exc: BaseException) -> PeerRefusal:
         )
     detail = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
     return PeerRefusal(HANDSHAKE_FAILED, f"TLS handshake failed: {detail}")
-
-
-def described(names: Sequence[str]) -> str:
-    """``("dns:a", "cn:b")`` as ``SAN DNS:a and CN b`` (the admin's words: "CN or SAN")."""
-    sans = [f"{k.upper()}:{v}" for k, _, v in (n.partition(":") for n in names) if k != "cn"]
-    cns = [v for k, _, v in (n.partition(":") for n in names) if k == "cn"]
-    parts = ([f"SAN {', '.join(sans)}"] if sans else []) + ([f"CN {', '.join(cns)}"] if cns else [])
-    return " and ".join(parts) if parts else "no name at all"
 
 
 def judge_edge(

@@ -39,6 +39,9 @@ from hybridge.core.control_commands import Command, sign_command
 
 log = logging.getLogger("hybridge.cloud.control")
 
+#: Channel events written per transaction (see ``_flush``).
+FLUSH_CHUNK = 250
+
 
 class ControlHub(ChannelProtocol):
     """The connected connectors of this cloud process, and what is pushed to them."""
@@ -270,11 +273,15 @@ class ControlHub(ChannelProtocol):
             return
         batch, self._events = self._events, []
 
-        def write() -> None:
+        def write(chunk: list[ChannelEvent]) -> None:
             with self.services.database.transaction() as session:
-                control_store.write_events(session, batch, self.settings.node)
+                control_store.write_events(session, chunk, self.settings.node)
 
-        await asyncio.to_thread(write)
+        # Bounded transactions: on SQLite a writer holds the database lock until it commits,
+        # and 10,000 connectors coming online at once (bench/push_fanout.py) made one
+        # transaction long enough to lock the portal's logins out (busy timeout, 400).
+        for start in range(0, len(batch), FLUSH_CHUNK):
+            await asyncio.to_thread(write, batch[start : start + FLUSH_CHUNK])
 
     def view(self, connector_id: str) -> ChannelView:
         """The portal's view of ``connector_id`` (from the database: any node may hold it)."""

@@ -28,6 +28,13 @@ import sqlalchemy as sa
 import structlog
 
 from hybridge.connector.credential_link import CredentialLinks, IssuedLink, links_table
+from hybridge.connector.exchange_common import (
+    check_secret_text,
+    delete_secret,
+    name_owner,
+    record_test,
+    stored_secret,
+)
 from hybridge.connector.exchange_config import (
     PASSWORD_PURPOSE,
     ExchangeConfig,
@@ -54,8 +61,6 @@ if TYPE_CHECKING:
     from hybridge.calendar.ews import ConnectionTestResult
 
 log = structlog.get_logger(__name__)
-
-_MAX_PASSWORD_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -98,15 +103,7 @@ test_view.__test__ = False  # type: ignore[attr-defined]
 
 def check_password(password: Secret) -> Secret:
     """``password`` if it is 1 to 1024 bytes of UTF-8. Raises ``ExchangeConfigInvalid``."""
-    if not 0 < len(password) <= _MAX_PASSWORD_BYTES:
-        raise ExchangeConfigInvalid(
-            f"the password must be 1 to {_MAX_PASSWORD_BYTES} bytes (got {len(password)})"
-        )
-    try:
-        password.reveal_text()
-    except ValueError as exc:
-        raise ExchangeConfigInvalid("the password is not UTF-8 text") from exc
-    return password
+    return check_secret_text(password, "the password")
 
 
 class ExchangeService:
@@ -139,6 +136,7 @@ class ExchangeService:
             clock,
             test_timeout=test_timeout,
             names_taken=lambda: frozenset(r.config.display_name for r in self.configs()),
+            links=self.links.for_graph(),
         )
 
     # -- reading -----------------------------------------------------------------------
@@ -213,8 +211,7 @@ class ExchangeService:
         )
 
     def _stored_password(self, config_id: str) -> Secret | None:
-        ref = self._vault.find(PASSWORD_PURPOSE, config_id)
-        return None if ref is None else self._vault.get(ref)
+        return stored_secret(self._vault, PASSWORD_PURPOSE, config_id)
 
     def test(self, config_id: str, *, actor: str) -> ConnectionTestResult:
         """Test the stored configuration with its stored password; records the outcome.
@@ -234,14 +231,15 @@ class ExchangeService:
         return result
 
     def _record_test(self, config_id: str, result: ConnectionTestResult, actor: str) -> None:
-        now = self._clock()
-        with self._db.transaction() as session:
-            session.execute(
-                sa.update(configs_table)
-                .where(configs_table.c.id == config_id)
-                .values(last_test_code=result.code, last_test_at=now)
-            )
-            audit(session, now, actor, "exchange.test", [], [], f"config={config_id} {result.code}")
+        record_test(
+            self._db,
+            configs_table,
+            config_id,
+            result.code,
+            now=self._clock(),
+            actor=actor,
+            action="exchange.test",
+        )
         log.info("exchange.test", config_id=config_id, code=result.code, actor=actor)
 
     # -- saving ------------------------------------------------------------------------
@@ -322,17 +320,12 @@ class ExchangeService:
         if password is not None:
             self._vault.put(PASSWORD_PURPOSE, new_id, password, actor=actor)
         elif drop_stored:
-            ref = self._vault.find(PASSWORD_PURPOSE, new_id)
-            if ref is not None:
-                self._vault.delete(ref, actor=actor)
+            delete_secret(self._vault, PASSWORD_PURPOSE, new_id, actor=actor)
         log.info("exchange.saved", config_id=new_id, actor=actor, forced=forced)
         return SaveOutcome(True, self.get(new_id), result, forced, bool(drop_stored))
 
     def _check_name_free(self, name: str, config_id: str | None) -> None:
-        with self._db.transaction() as session:
-            other = session.scalar(
-                sa.select(configs_table.c.id).where(configs_table.c.display_name == name)
-            )
+        other = name_owner(self._db, configs_table, name)
         if other is not None and other != config_id:
             raise ExchangeConfigInvalid(f"display name {name!r} is already used by {other!r}")
 
@@ -352,9 +345,7 @@ class ExchangeService:
                 [config_id],
                 f"name={record.config.display_name!r}",
             )
-        ref = self._vault.find(PASSWORD_PURPOSE, config_id)
-        if ref is not None:
-            self._vault.delete(ref, actor=actor)
+        delete_secret(self._vault, PASSWORD_PURPOSE, config_id, actor=actor)
 
     # -- credential-entry links ---------------------------------------------------------
 

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from hybridge.calendar.errors import CalendarSettingsError
+from hybridge.connector.exchange_common import (
+    bookkeeping_of,
+    bookkeeping_view,
+    check_display_name,
+    check_mapping,
+    secret_view,
+)
 from hybridge.connector.exchange_errors import ExchangeConfigInvalid
 from hybridge.vault import SecretMetadata
 from hybridge.vault.models import UtcDateTime
@@ -29,7 +36,6 @@ if TYPE_CHECKING:
 #: the connector app or a CLI command) does not import exchangelib (~1 s).
 AUTH_METHODS = ("NTLM", "Basic")
 PASSWORD_PURPOSE = "exchange.impersonation"  # noqa: S105 - a vault purpose name
-_MAX_NAME = 100
 _MAX_REDIRECT_HOSTS = 20
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
@@ -86,13 +92,7 @@ class ExchangeConfig:
     verify_tls: bool = True
 
     def __post_init__(self) -> None:
-        name = self.display_name.strip() if isinstance(self.display_name, str) else ""
-        if not name or len(name) > _MAX_NAME or any(ord(c) < 0x20 for c in name):
-            raise ExchangeConfigInvalid(
-                f"display name {self.display_name!r} is not accepted; expected 1 to "
-                f"{_MAX_NAME} characters without control characters"
-            )
-        object.__setattr__(self, "display_name", name)
+        object.__setattr__(self, "display_name", check_display_name(self.display_name))
         object.__setattr__(self, "ews_url", _optional(self.ews_url))
         object.__setattr__(self, "autodiscover_email", _optional(self.autodiscover_email))
         object.__setattr__(self, "username", self.username.strip())
@@ -152,15 +152,10 @@ class ExchangeConfig:
             "auth",
             "verify_tls",
         }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ExchangeConfigInvalid(f"unknown fields {unknown!r}; accepted: {sorted(known)}")
+        check_mapping(data, known, ("display_name", "username", "test_mailbox"))
         hosts = data.get("redirect_hosts", ())
         if isinstance(hosts, str):
             hosts = hosts.replace(",", " ").split()
-        for key in ("display_name", "username", "test_mailbox"):
-            if not isinstance(data.get(key), str):
-                raise ExchangeConfigInvalid(f"{key} is required (text)")
         try:
             return cls(
                 display_name=data["display_name"],
@@ -193,13 +188,6 @@ class ExchangeRecord:
     def public_view(self) -> dict[str, Any]:
         """What pages, the API, the CLI and the export show; never the password."""
         c = self.config
-        password: dict[str, Any] = {"set": self.password is not None}
-        if self.password is not None:
-            password.update(
-                set_at=self.password.set_at.isoformat(),
-                set_by=self.password.set_by,
-                version=self.password.version,
-            )
         return {
             "id": self.id,
             "display_name": c.display_name,
@@ -210,15 +198,8 @@ class ExchangeRecord:
             "auth": c.auth,
             "tls": {"enabled": True, "verify": c.verify_tls, "trust": "platform"},
             "test_mailbox": c.test_mailbox,
-            "password": password,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "updated_at": self.updated_at.isoformat(),
-            "updated_by": self.updated_by,
-            "last_test": None
-            if self.last_test_at is None
-            else {"code": self.last_test_code, "at": self.last_test_at.isoformat()},
-        }
+            "password": secret_view(self.password),
+        } | bookkeeping_view(self)
 
 
 def record_from_row(row: Any, password: SecretMetadata | None) -> ExchangeRecord:
@@ -235,13 +216,8 @@ def record_from_row(row: Any, password: SecretMetadata | None) -> ExchangeRecord
             auth=row.auth,
             verify_tls=bool(row.verify_tls),
         ),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-        updated_by=row.updated_by,
-        last_test_code=row.last_test_code,
-        last_test_at=row.last_test_at,
         password=password,
+        **bookkeeping_of(row),
     )
 
 

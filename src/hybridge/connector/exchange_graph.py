@@ -30,6 +30,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import structlog
 
+from hybridge.connector.credential_link import CredentialLinks, IssuedLink
+from hybridge.connector.exchange_common import (
+    bookkeeping_of,
+    check_secret_text,
+    delete_secret,
+    name_owner,
+    record_test,
+    stored_secret,
+)
 from hybridge.connector.exchange_errors import (
     ExchangeConfigInvalid,
     ExchangeConfigNotFound,
@@ -52,9 +61,6 @@ if TYPE_CHECKING:
     from hybridge.calendar.graph import GraphCheckResult
 
 log = structlog.get_logger(__name__)
-
-#: Entra ID client secrets are 40 characters today; anything up to 1 KiB is accepted.
-_MAX_SECRET_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,7 @@ def check_view(result: GraphCheckResult) -> dict[str, Any]:
 
 def check_secret(secret: Secret) -> Secret:
     """``secret`` if it is 1 to 1024 bytes of UTF-8. Raises ``ExchangeConfigInvalid``."""
-    if not 0 < len(secret) <= _MAX_SECRET_BYTES:
-        raise ExchangeConfigInvalid(
-            f"the client secret must be 1 to {_MAX_SECRET_BYTES} bytes (got {len(secret)})"
-        )
-    try:
-        secret.reveal_text()
-    except ValueError as exc:
-        raise ExchangeConfigInvalid("the client secret is not UTF-8 text") from exc
-    return secret
+    return check_secret_text(secret, "the client secret")
 
 
 class GraphConfigService:
@@ -115,10 +113,13 @@ class GraphConfigService:
         *,
         test_timeout: float = 20.0,
         names_taken: Callable[[], frozenset[str]] = frozenset,
+        links: CredentialLinks | None = None,
     ) -> None:
         """``names_taken`` gives the EWS configurations' display names: the admin sees one
-        list, so a name is unique across both kinds."""
+        list, so a name is unique across both kinds. ``links`` are the Graph configurations'
+        credential-entry links (``CredentialLinks.for_graph()``; default: a new one)."""
         self._names_taken = names_taken
+        self.links = links if links is not None else CredentialLinks(database, clock).for_graph()
         self._db = database
         self._vault = vault
         self._store = store
@@ -139,13 +140,8 @@ class GraphConfigService:
                 authority_host=row.authority_host,
                 graph_url=row.graph_url,
             ),
-            created_at=row.created_at,
-            created_by=row.created_by,
-            updated_at=row.updated_at,
-            updated_by=row.updated_by,
-            last_test_code=row.last_test_code,
-            last_test_at=row.last_test_at,
             client_secret=None if ref is None else self._vault.metadata(ref),
+            **bookkeeping_of(row),
         )
 
     def configs(self) -> tuple[GraphRecord, ...]:
@@ -168,8 +164,7 @@ class GraphConfigService:
 
     def stored_secret(self, config_id: str) -> Secret | None:
         """The vault's client secret of ``config_id`` (for the backend only), or None."""
-        ref = self._vault.find(SECRET_PURPOSE, config_id)
-        return None if ref is None else self._vault.get(ref)
+        return stored_secret(self._vault, SECRET_PURPOSE, config_id)
 
     # -- testing -----------------------------------------------------------------------
 
@@ -208,14 +203,15 @@ class GraphConfigService:
                 "secret yet; enter it"
             )
         result = self.run_check(record.config, secret)
-        now = self._clock()
-        with self._db.transaction() as session:
-            session.execute(
-                sa.update(graph_configs_table)
-                .where(graph_configs_table.c.id == config_id)
-                .values(last_test_code=result.code, last_test_at=now)
-            )
-            audit(session, now, actor, "graph.test", [], [], f"config={config_id} {result.code}")
+        record_test(
+            self._db,
+            graph_configs_table,
+            config_id,
+            result.code,
+            now=self._clock(),
+            actor=actor,
+            action="graph.test",
+        )
         log.info("graph.test", config_id=config_id, code=result.code, actor=actor)
         return result
 
@@ -296,23 +292,29 @@ class GraphConfigService:
         if client_secret is not None:
             self._vault.put(SECRET_PURPOSE, new_id, client_secret, actor=actor)
         elif drop_stored:
-            ref = self._vault.find(SECRET_PURPOSE, new_id)
-            if ref is not None:
-                self._vault.delete(ref, actor=actor)
+            delete_secret(self._vault, SECRET_PURPOSE, new_id, actor=actor)
         log.info("graph.saved", config_id=new_id, actor=actor, forced=forced)
         return GraphSaveOutcome(True, self.get(new_id), result, forced, drop_stored)
 
     def _check_name_free(self, name: str, config_id: str | None, taken: frozenset[str]) -> None:
-        with self._db.transaction() as session:
-            other = session.scalar(
-                sa.select(graph_configs_table.c.id).where(
-                    graph_configs_table.c.display_name == name
-                )
-            )
+        other = name_owner(self._db, graph_configs_table, name)
         if (other is not None and other != config_id) or name in taken:
             raise ExchangeConfigInvalid(
                 f"display name {name!r} is already used by another configuration"
             )
+
+    # -- credential-entry links ---------------------------------------------------------
+
+    def create_link(self, config_id: str, *, actor: str) -> IssuedLink:
+        """A one-time link for the admin who holds the client secret.
+
+        Raises:
+            ExchangeConfigNotFound: before anything is stored.
+        """
+        self.get(config_id)
+        link = self.links.create(config_id, actor=actor)
+        log.info("graph.link.create", link_id=link.link_id, config_id=config_id, actor=actor)
+        return link
 
     def delete(self, config_id: str, *, actor: str) -> None:
         """Remove the configuration and its secret. Raises ``ExchangeConfigNotFound``."""
@@ -331,9 +333,7 @@ class GraphConfigService:
                 [config_id],
                 f"name={record.config.display_name!r}",
             )
-        ref = self._vault.find(SECRET_PURPOSE, config_id)
-        if ref is not None:
-            self._vault.delete(ref, actor=actor)
+        delete_secret(self._vault, SECRET_PURPOSE, config_id, actor=actor)
 
 
 __all__ = ["GraphConfigService", "GraphSaveOutcome", "check_secret", "check_view"]

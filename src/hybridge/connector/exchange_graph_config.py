@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from hybridge.calendar.errors import CalendarSettingsError
+from hybridge.connector.exchange_common import (
+    bookkeeping_view,
+    check_display_name,
+    check_mapping,
+    secret_view,
+)
 from hybridge.connector.exchange_config import metadata
 from hybridge.connector.exchange_errors import ExchangeConfigInvalid
 from hybridge.vault import Secret, SecretMetadata
@@ -25,7 +31,6 @@ if TYPE_CHECKING:
     from hybridge.calendar.graph import GraphSettings
 
 SECRET_PURPOSE = "exchange.graph_client_secret"  # noqa: S105 - a vault purpose name
-_MAX_NAME = 100
 #: Duplicated from hybridge.calendar.graph.settings so that importing this module (app
 #: start, every CLI command) does not import msal and httpx.
 PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -66,13 +71,7 @@ class GraphConfig:
     graph_url: str = PUBLIC_GRAPH_URL
 
     def __post_init__(self) -> None:
-        name = self.display_name.strip() if isinstance(self.display_name, str) else ""
-        if not name or len(name) > _MAX_NAME or any(ord(c) < 0x20 for c in name):
-            raise ExchangeConfigInvalid(
-                f"display name {self.display_name!r} is not accepted; expected 1 to "
-                f"{_MAX_NAME} characters without control characters"
-            )
-        object.__setattr__(self, "display_name", name)
+        object.__setattr__(self, "display_name", check_display_name(self.display_name))
         for key in ("tenant_id", "client_id", "test_mailbox", "authority_host", "graph_url"):
             value = getattr(self, key)
             if not isinstance(value, str):
@@ -114,12 +113,7 @@ class GraphConfig:
             "authority_host",
             "graph_url",
         }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ExchangeConfigInvalid(f"unknown fields {unknown!r}; accepted: {sorted(known)}")
-        for key in ("display_name", "tenant_id", "client_id", "test_mailbox"):
-            if not isinstance(data.get(key), str):
-                raise ExchangeConfigInvalid(f"{key} is required (text)")
+        check_mapping(data, known, ("display_name", "tenant_id", "client_id", "test_mailbox"))
         return cls(
             display_name=data["display_name"],
             tenant_id=data["tenant_id"],
@@ -151,13 +145,6 @@ class GraphRecord:
     def public_view(self) -> dict[str, Any]:
         """What pages, the API, the CLI and the export show; never the client secret."""
         c = self.config
-        secret: dict[str, Any] = {"set": self.client_secret is not None}
-        if self.client_secret is not None:
-            secret.update(
-                set_at=self.client_secret.set_at.isoformat(),
-                set_by=self.client_secret.set_by,
-                version=self.client_secret.version,
-            )
         return {
             "id": self.id,
             "kind": "graph",
@@ -168,12 +155,5 @@ class GraphRecord:
             "authority_host": c.authority_host,
             "graph_url": c.graph_url,
             "tls": {"enabled": True, "verify": True, "trust": "platform"},
-            "client_secret": secret,
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "updated_at": self.updated_at.isoformat(),
-            "updated_by": self.updated_by,
-            "last_test": None
-            if self.last_test_at is None
-            else {"code": self.last_test_code, "at": self.last_test_at.isoformat()},
-        }
+            "client_secret": secret_view(self.client_secret),
+        } | bookkeeping_view(self)

@@ -2,7 +2,9 @@
 
 Admin pages (login + session CSRF): ``/exchange/graph/new``, ``/exchange/graph/{id}``
 (edit; the client secret field is write-only and shows "set on <date> by <who>"),
-``POST /exchange/graph/{id}/test``, ``POST /exchange/graph/{id}/delete``. The list is the
+``POST /exchange/graph/{id}/test``, ``POST /exchange/graph/{id}/link`` (a one-time
+credential-entry link, the page's twin of ``POST /api/exchange/graph/configs/{id}/links``
+in ``credential_entry_views``), ``POST /exchange/graph/{id}/delete``. The list is the
 Exchange page (``/exchange``).
 
 API (session cookie + ``X-CSRF-Token``): ``GET/POST /api/exchange/graph/configs``,
@@ -22,33 +24,20 @@ from starlette.concurrency import run_in_threadpool
 from hybridge.connector.exchange_errors import ExchangeConfigInvalid
 from hybridge.connector.exchange_graph import GraphConfigService, GraphSaveOutcome, check_view
 from hybridge.connector.exchange_graph_config import GraphConfig, GraphRecord
+from hybridge.connector.exchange_views_common import (
+    REFUSED_MESSAGE,
+    link_page_view,
+    read_form,
+    read_save_body,
+    save_answer,
+)
+from hybridge.connector.exchange_views_common import actor as _actor
 from hybridge.connector.services import ConnectorServices
-from hybridge.vault import Secret
 from hybridge.web.auth import WebAuth
 from hybridge.web.pages import render
 from hybridge.web.sessions import WebSession
 
-_MAX_FIELD = 2000
 _FIELDS = ("display_name", "tenant_id", "client_id", "test_mailbox", "authority_host", "graph_url")
-
-
-def _actor(web: WebSession) -> str:
-    return f"web:{web.admin_login}"
-
-
-async def _read_form(request: Request) -> tuple[dict[str, str], Secret | None]:
-    """The form's text fields (bounded) and the client secret as a ``Secret``."""
-    form = await request.form()
-    fields: dict[str, str] = {}
-    secret: Secret | None = None
-    for key, value in form.multi_items():
-        if not isinstance(value, str) or len(value) > _MAX_FIELD:
-            raise ExchangeConfigInvalid(f"form field {key!r} is not text of at most {_MAX_FIELD}")
-        if key == "client_secret":
-            secret = Secret.from_text(value) if value else None
-        else:
-            fields[key] = value
-    return fields, secret
 
 
 def _form_of(view: dict[str, Any] | None) -> dict[str, str]:
@@ -71,6 +60,7 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
         error: str | None = None,
         flash: str | None = None,
         test: dict[str, Any] | None = None,
+        link: dict[str, str] | None = None,
         status_code: int = 200,
     ) -> Response:
         services: ConnectorServices = request.app.state.connector
@@ -88,13 +78,14 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
                 "test": test or (check_view(outcome.test) if outcome and outcome.test else None),
                 "refused": outcome is not None and not outcome.saved,
                 "insecure": [],
+                "link": link,
             },
             web=auth.web_session(request),
             status_code=status_code,
         )
 
     async def save_from_form(request: Request, web: WebSession, config_id: str | None) -> Response:
-        form, secret = await _read_form(request)
+        form, secret = await read_form(request, "client_secret")
         record = await run_in_threadpool(service.get, config_id) if config_id is not None else None
         try:
             config = GraphConfig.from_mapping({k: form.get(k, "") for k in _FIELDS})
@@ -115,8 +106,7 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
                 record,
                 form=form,
                 outcome=outcome,
-                error="The connection test failed, so nothing was saved. Fix the settings, or "
-                "tick “save anyway” to keep them.",
+                error=REFUSED_MESSAGE,
                 status_code=422,
             )
         assert outcome.record is not None
@@ -153,6 +143,16 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
             status_code=200 if result.ok else 422,
         )
 
+    @router.post("/exchange/graph/{config_id}/link")
+    def graph_link(config_id: str, request: Request, web: Admin) -> Response:
+        issued = service.create_link(config_id, actor=_actor(web))
+        services: ConnectorServices = request.app.state.connector
+        return edit_page(
+            request,
+            service.get(config_id),
+            link=link_page_view(issued, services.settings.base_url),
+        )
+
     @router.post("/exchange/graph/{config_id}/delete")
     def graph_delete(config_id: str, request: Request, web: Admin) -> Response:
         service.delete(config_id, actor=_actor(web))
@@ -161,19 +161,11 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
     # -- JSON API ---------------------------------------------------------------------
 
     async def api_save(request: Request, web: WebSession, config_id: str | None) -> Response:
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise ExchangeConfigInvalid("the request body is not JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("config"), dict):
-            raise ExchangeConfigInvalid(
-                'expected {"config": {...}, "client_secret": optional, "save_anyway": bool}'
-            )
-        raw = body.pop("client_secret", None)
-        if raw is not None and not isinstance(raw, str):
-            raise ExchangeConfigInvalid("client_secret must be a string")
-        secret = Secret.from_text(raw) if raw else None
-        del raw
+        body, secret = await read_save_body(
+            request,
+            "client_secret",
+            '{"config": {...}, "client_secret": optional, "save_anyway": bool}',
+        )
         config = GraphConfig.from_mapping(body["config"])
         outcome = await run_in_threadpool(
             lambda: service.save(
@@ -184,11 +176,7 @@ def graph_router(auth: WebAuth, service: GraphConfigService) -> APIRouter:
                 save_anyway=body.get("save_anyway") is True,
             )
         )
-        if not outcome.saved:
-            return JSONResponse(
-                {"error": "connection test failed; nothing saved", **outcome.view()}, 422
-            )
-        return JSONResponse(outcome.view(), 201 if config_id is None else 200)
+        return save_answer(outcome.saved, outcome.view(), config_id)
 
     @router.get("/api/exchange/graph/configs")
     def api_list(web: Admin) -> JSONResponse:

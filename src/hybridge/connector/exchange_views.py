@@ -42,8 +42,18 @@ from hybridge.connector.exchange_errors import (
     PasswordNotSet,
 )
 from hybridge.connector.exchange_graph_views import graph_router
+from hybridge.connector.exchange_views_common import (
+    REFUSED_MESSAGE,
+    link_page_view,
+    read_form,
+    read_save_body,
+    save_answer,
+)
+from hybridge.connector.exchange_views_common import (
+    actor as _actor,
+)
 from hybridge.connector.services import ConnectorServices
-from hybridge.vault import Secret, Vault
+from hybridge.vault import Vault
 from hybridge.web.auth import WebAuth
 from hybridge.web.pages import render
 from hybridge.web.sessions import WebSession
@@ -58,7 +68,6 @@ _STATUSES: tuple[tuple[type[ExchangeError], int], ...] = (
     (PasswordNotSet, 409),
     (InsecureNotConfirmed, 400),
 )
-_MAX_FIELD = 2000
 
 
 def install_exchange(app: FastAPI, services: ConnectorServices, vault: Vault) -> ExchangeService:
@@ -94,10 +103,6 @@ def install_exchange(app: FastAPI, services: ConnectorServices, vault: Vault) ->
     return service
 
 
-def _actor(web: WebSession) -> str:
-    return f"web:{web.admin_login}"
-
-
 def _form_config(form: dict[str, str]) -> ExchangeConfig:
     endpoint = form.get("endpoint", "ews_url")
     return ExchangeConfig(
@@ -110,21 +115,6 @@ def _form_config(form: dict[str, str]) -> ExchangeConfig:
         auth=form.get("auth", "NTLM"),
         verify_tls=form.get("verify_tls", "on") != "off",
     )
-
-
-async def _read_form(request: Request) -> tuple[dict[str, str], Secret | None]:
-    """The form's text fields (bounded) and the password as a ``Secret`` (never a str kept)."""
-    form = await request.form()
-    fields: dict[str, str] = {}
-    password: Secret | None = None
-    for key, value in form.multi_items():
-        if not isinstance(value, str) or len(value) > _MAX_FIELD:
-            raise ExchangeConfigInvalid(f"form field {key!r} is not text of at most {_MAX_FIELD}")
-        if key == "password":
-            password = Secret.from_text(value) if value else None
-        else:
-            fields[key] = value
-    return fields, password
 
 
 def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
@@ -200,7 +190,7 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
         return edit_page(request, None)
 
     async def save_from_form(request: Request, web: WebSession, config_id: str | None) -> Response:
-        form, password = await _read_form(request)
+        form, password = await read_form(request, "password")
         record = await run_in_threadpool(service.get, config_id) if config_id is not None else None
         try:
             config = _form_config(form)
@@ -222,8 +212,7 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
                 record,
                 form=form,
                 outcome=outcome,
-                error="The connection test failed, so nothing was saved. Fix the settings, or "
-                "tick “save anyway” to keep them.",
+                error=REFUSED_MESSAGE,
                 status_code=422,
             )
         assert outcome.record is not None
@@ -262,11 +251,10 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
     @router.post("/exchange/{config_id}/link")
     def exchange_link(config_id: str, request: Request, web: Admin) -> Response:
         issued = service.create_link(config_id, actor=_actor(web))
-        url = services_of(request).settings.base_url + issued.path()
         return edit_page(
             request,
             service.get(config_id),
-            link={"url": url, "expires_at": issued.expires_at.strftime("%Y-%m-%d %H:%M UTC")},
+            link=link_page_view(issued, services_of(request).settings.base_url),
         )
 
     @router.post("/exchange/{config_id}/delete")
@@ -277,20 +265,12 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
     # -- JSON API ---------------------------------------------------------------------
 
     async def api_save(request: Request, web: WebSession, config_id: str | None) -> Response:
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise ExchangeConfigInvalid("the request body is not JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("config"), dict):
-            raise ExchangeConfigInvalid(
-                'expected {"config": {...}, "password": optional, "save_anyway": bool, '
-                '"confirm_insecure": bool}'
-            )
-        raw = body.pop("password", None)
-        if raw is not None and not isinstance(raw, str):
-            raise ExchangeConfigInvalid("password must be a string")
-        password = Secret.from_text(raw) if raw else None
-        del raw
+        body, password = await read_save_body(
+            request,
+            "password",
+            '{"config": {...}, "password": optional, "save_anyway": bool, '
+            '"confirm_insecure": bool}',
+        )
         config = ExchangeConfig.from_mapping(body["config"])
         outcome = await run_in_threadpool(
             lambda: service.save(
@@ -302,11 +282,7 @@ def exchange_router(auth: WebAuth, service: ExchangeService) -> APIRouter:
                 confirm_insecure=body.get("confirm_insecure") is True,
             )
         )
-        if not outcome.saved:
-            return JSONResponse(
-                {"error": "connection test failed; nothing saved", **outcome.view()}, 422
-            )
-        return JSONResponse(outcome.view(), 201 if config_id is None else 200)
+        return save_answer(outcome.saved, outcome.view(), config_id)
 
     @router.get("/api/exchange/configs")
     def api_list(web: Admin) -> JSONResponse:

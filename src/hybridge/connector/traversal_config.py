@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from hybridge.connector.traversal_errors import TraversalConfigInvalid
 from hybridge.connector.traversal_listener_config import PremisesListener
+from hybridge.core.hostport import is_ip_or_host_name, split_host_port
 from hybridge.core.tlsverify import InvalidExpectedName, NamePolicy
 from hybridge.storage.db import Database
 from hybridge.vault import Secret, Vault
@@ -44,7 +44,6 @@ DEFAULT_SIP_PORTS = {"tcp": 5060, "tls": 5061}
 #: drop idle TCP state sooner, and Expressway's traversal keep-alive defaults to 30 s.
 DEFAULT_KEEPALIVE = 30.0
 _KEEPALIVE_RANGE = (0.2, 3600.0)
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _MAX_PEM = 64 * 1024
 
 metadata = sa.MetaData()
@@ -76,8 +75,7 @@ def _check_host(host: str, what: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    labels = host.rstrip(".").split(".")
-    if not host or len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+    if not is_ip_or_host_name(host):
         raise TraversalConfigInvalid(
             f"{what} host {host!r} is neither an IP address nor a DNS host name"
         )
@@ -91,20 +89,16 @@ def _check_port(port: int, what: str) -> int:
 
 
 def _split_hostport(text: str, default_port: int, what: str) -> tuple[str, int]:
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise TraversalConfigInvalid(f"{what} {text!r} is not '[ipv6]:port'")
-        port_text = rest[1:] if rest else str(default_port)
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    elif ":" in text:
+    if not text.startswith("[") and text.count(":") > 1:
         raise TraversalConfigInvalid(f"{what} {text!r}: write an IPv6 address as '[addr]:port'")
-    else:
-        host, port_text = text, str(default_port)
-    if not port_text.isdigit():
-        raise TraversalConfigInvalid(f"{what} {text!r} has port {port_text!r}; give 'host:port'")
-    return host, int(port_text)
+    split = split_host_port(text, default_port)
+    if split is None:
+        raise TraversalConfigInvalid(f"{what} {text!r} is not '[ipv6]:port'")
+    if split.port is None:
+        raise TraversalConfigInvalid(
+            f"{what} {text!r} has port {split.port_text!r}; give 'host:port'"
+        )
+    return split.host, split.port
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,6 @@ is a single connection, and a request from the edge goes to the premises server.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,12 +44,12 @@ from hybridge.core.sip import Request, Response, SipError, serialize
 from hybridge.core.sip.proxy import (
     DEFAULT_MAX_FORWARDS,
     DIALOG_CREATING,
-    MAGIC_COOKIE,
     ConnectionTags,
     record_route_uri,
     route_names_proxy,
     stateless_branch,
     via_mac,
+    via_mac_matches,
 )
 
 _TAG = "hb-connector"
@@ -197,7 +196,7 @@ class TraversalRelay:
         sent_to, _, mac = tag.partition(".")
         # RFC 3261 §16.7 step 3 assumes the top Via is ours: it must name the side the
         # response came from (where we sent the request) under our key; else it is forged.
-        if sent_to != side.value or not hmac.compare_digest(mac, self._mac(side)):
+        if sent_to != side.value or not via_mac_matches(self._key, side.value, mac):
             return Drop(f"response whose top Via {top.value!r} carries no valid hxs for {side}")
         if len(response.via) < 2:
             return Drop("response to a request the connector sent itself")

@@ -25,6 +25,7 @@ from hybridge.core.tlsverify import (
     PeerRole,
     RefusalReason,
     Refused,
+    describe_presented_names,
     fingerprint,
 )
 from hybridge.edge.zones import Zone
@@ -103,20 +104,6 @@ def handshake_refusal(exc: BaseException) -> Refusal:
         )
     detail = getattr(exc, "reason", None) or type(exc).__name__
     return Refusal(HANDSHAKE_FAILED, f"TLS handshake failed: {detail}")
-
-
-def _described(names: Sequence[str]) -> str:
-    # "dns:a.example" -> "SAN DNS:a.example": the admin's vocabulary (Expressway's "CN or SAN").
-    sans: list[str] = []
-    cns: list[str] = []
-    for name in names:
-        kind, _, value = name.partition(":")
-        if kind == "cn":
-            cns.append(value)
-        else:
-            sans.append(f"{kind.upper()}:{value}")
-    parts = ([f"SAN {', '.join(sans)}"] if sans else []) + ([f"CN {', '.join(cns)}"] if cns else [])
-    return " and ".join(parts) if parts else "no name at all"
 
 
 _ZoneRule = tuple[str, CnRule, bool]
@@ -293,5 +280,5 @@ def judge(
     return Refusal(
         RefusalReason.NAME_MISMATCH.value,
         f"peer certificate identity unacceptable: presented "
-        f"{_described(mismatch.presented_names)}; zone expects {expected}",
+        f"{describe_presented_names(mismatch.presented_names)}; zone expects {expected}",
     )

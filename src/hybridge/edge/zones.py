@@ -17,11 +17,11 @@ can always build the policy its connections are judged by.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hybridge.core.hostport import is_ip_or_host_name, join_host_port, split_host_port
 from hybridge.core.tlsverify import CnRule, InvalidExpectedName, NamePolicy
 from hybridge.edge.errors import InvalidZone
 
@@ -33,7 +33,6 @@ DEFAULT_CLOUD_PORT = 5062
 DEFAULT_TRAVERSAL_PORT = 7001
 
 _ZONE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class ZoneKind(StrEnum):
@@ -53,13 +52,7 @@ class PeerAddress:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise InvalidZone(f"peer port {self.port!r} is not 1..65535")
-        try:
-            ipaddress.ip_address(self.host)
-            return
-        except ValueError:
-            pass
-        labels = self.host.rstrip(".").split(".")
-        if len(self.host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        if not is_ip_or_host_name(self.host):
             raise InvalidZone(
                 f"peer host {self.host!r} is neither an IP address nor a DNS host name"
             )
@@ -71,25 +64,18 @@ class PeerAddress:
         Raises ``InvalidZone`` for anything else.
         """
         text = text.strip()
-        if text.startswith("["):
-            host, sep, rest = text[1:].partition("]")
-            if not sep or (rest and not rest.startswith(":")):
-                raise InvalidZone(f"peer address {text!r} is not '[ipv6]:port'")
-            port_text = rest[1:] if rest else str(DEFAULT_CLOUD_PORT)
-        elif text.count(":") == 1:
-            host, _, port_text = text.partition(":")
-        else:
-            host, port_text = text, str(DEFAULT_CLOUD_PORT)
-        if not port_text.isdigit():
+        split = split_host_port(text, DEFAULT_CLOUD_PORT)
+        if split is None:
+            raise InvalidZone(f"peer address {text!r} is not '[ipv6]:port'")
+        if split.port is None:
             raise InvalidZone(
-                f"peer address {text!r} has port {port_text!r}; give 'host:port', e.g. "
+                f"peer address {text!r} has port {split.port_text!r}; give 'host:port', e.g. "
                 "'callservice.example.com:5062'"
             )
-        return cls(host, int(port_text))
+        return cls(split.host, split.port)
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return join_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trustme
+from synckit import DETAILS, START, Clock, drain
 
 from hybridge.calendar.errors import (
     BackendError,
@@ -25,7 +26,6 @@ from hybridge.calendar.graph import ClientCertificate, GraphBackend, GraphSettin
 from hybridge.calendar.local import LocalCalendarService
 from hybridge.calendar.state import SyncStateStore
 from hybridge.calendar.sync import MailboxState, SyncEngine
-from hybridge.core.meetings import JoinDetails
 from hybridge.testing.graph import (
     CALENDARS_READWRITE,
     AppRegistration,
@@ -36,29 +36,6 @@ from hybridge.testing.graph import (
     ThrottlePolicy,
 )
 from hybridge.vault.secret import Secret
-
-START = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
-DETAILS = JoinDetails("https://meet.example.com/j/xyz")
-
-
-def drain(backend: Any, mailbox: str, state: str | None = None, size: int = 50) -> Any:
-    changes: list[Any] = []
-    pages = 0
-    while True:
-        page = backend.changes(mailbox, state, max_changes=size)
-        pages += 1
-        changes.extend(page.changes)
-        state = page.state
-        if not page.more:
-            return changes, state, pages
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token_posts(emulator: GraphEmulator) -> int:

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from synckit import DETAILS, START, Clock, drain
 
 from hybridge.calendar.errors import (
     InvalidSyncStateError,
@@ -18,35 +19,11 @@ from hybridge.calendar.local import LocalCalendarService
 from hybridge.calendar.model import Recurrence
 from hybridge.calendar.state import SyncStateStore
 from hybridge.calendar.sync import MailboxState, SyncEngine
-from hybridge.core.meetings import BEGIN_MARKER, JoinDetails
+from hybridge.core.meetings import BEGIN_MARKER
 from hybridge.testing.graph import (
     AutomaticReplies,
     Pattern,
 )
-
-START = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
-DETAILS = JoinDetails("https://meet.example.com/j/xyz")
-
-
-def drain(backend: Any, mailbox: str, state: str | None = None, size: int = 50) -> Any:
-    changes: list[Any] = []
-    pages = 0
-    while True:
-        page = backend.changes(mailbox, state, max_changes=size)
-        pages += 1
-        changes.extend(page.changes)
-        state = page.state
-        if not page.more:
-            return changes, state, pages
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 # -- delta: paging, tokens, series ------------------------------------------------------------
 

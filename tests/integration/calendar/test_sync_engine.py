@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from synckit import START, Clock
 
 from hybridge.calendar.ews.streaming import EwsStreamingNotifier
 from hybridge.calendar.local import LocalCalendarService
@@ -19,18 +20,6 @@ from hybridge.calendar.state import SyncStateStore
 from hybridge.calendar.sync import Alarm, MailboxState, SyncEngine
 from hybridge.core.meetings import BEGIN_MARKER, JoinDetails
 from hybridge.testing.ews import OofSettings, ThrottlePolicy
-
-START = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_engine(harness: Any, store: SyncStateStore, cloud: Any, **kw: Any) -> SyncEngine:

@@ -290,8 +290,9 @@ def test_graph_revoked_secret_pauses_with_the_client_secret_alarm(scene: GraphSc
         assert 'data-alarm="client_secret_rejected"' in page
         assert 'data-alarm="impersonation_password_rejected"' not in page
         wait_for(
-            lambda: "client secret was rejected"
-            in scene.portal.users()[mailbox("alice")]["reason"],
+            lambda: (
+                "client secret was rejected" in scene.portal.users()[mailbox("alice")]["reason"]
+            ),
             20,
             "the reason on the cloud portal",
         )

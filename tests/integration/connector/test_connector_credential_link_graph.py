@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import trustme
-from exchange_stack import BASE, Exchange, ews, exchange, exchange_app
+from exchange_stack import BASE, Exchange, csrf_of, ews, exchange, exchange_app
 from fastapi.testclient import TestClient
 
 from hybridge.connector.credential_link import NONCE_COOKIE
@@ -264,6 +264,12 @@ def test_creating_a_graph_link_needs_the_admin_and_a_known_configuration(
     ews_anonymous = stranger.post(f"/api/exchange/configs/{config_id}/links")
     assert anonymous.status_code == ews_anonymous.status_code == 403
     assert "security token" in anonymous.text
+    # With its own (anonymous) session's CSRF token, the stranger still needs the login.
+    token = csrf_of(stranger.get("/login").text)
+    not_logged_in = stranger.post(
+        f"/api/exchange/graph/configs/{config_id}/links", headers={"X-CSRF-Token": token}
+    )
+    assert not_logged_in.status_code == 401 and "login required" in not_logged_in.text
     no_csrf = graph.client.post(f"/api/exchange/graph/configs/{config_id}/links")
     assert no_csrf.status_code == 403 and "security token" in no_csrf.text
     unknown = graph.api("POST", "/api/exchange/graph/configs/" + "f" * 32 + "/links")

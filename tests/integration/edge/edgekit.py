@@ -2,14 +2,13 @@
 process on loopback, and small blocking SIP-over-TLS peers (a "cloud" and a "connector").
 
 Nothing is mocked: certificates are built with ``cryptography`` (the shared factory in
-``tests/unit/core/tlsverify/tlspki.py``), the edge runs as a subprocess, and every peer is a
-Python ``ssl`` socket speaking SIP framed by our own codec.
+``tests/unit/core/tlsverify/tlspki.py``, loaded by ``certs.load_tlspki``), the edge runs as a
+subprocess, and every peer is a Python ``ssl`` socket speaking SIP framed by our own codec.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
 import socket
 import ssl
@@ -18,35 +17,24 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hybridge.core.sip import NEED_DATA, Pong, Request, Response, SipStream
+from certs import load_tlspki
+from hybridge.core.sip import NEED_DATA, HeaderField, Pong, Request, Response, SipStream, serialize
 from hybridge.core.tlsverify import CnRule
 from hybridge.edge.service import open_zone_store
 from hybridge.edge.zones import PeerAddress, Zone, ZoneKind
 from hybridge.truststore import CertificateSource, open_trust_store
 
-_TLSPKI = Path(__file__).resolve().parents[2] / "unit" / "core" / "tlsverify" / "tlspki.py"
 CLOUD = "callservice.example.test"
 CONNECTOR = "connector.example.test"
 EDGE = "edge.example.test"
-
-
-def load_tlspki() -> ModuleType:
-    """The shared certificate factory (imported once per session under the name tlspki)."""
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -180,13 +168,26 @@ def start_edge(
 ) -> EdgeProcess:
     """Start ``hybridge edge serve`` on free loopback ports and wait until it listens."""
     edge_id = pki.leaf("edge", dns=[EDGE], ips=["127.0.0.1"], cn=EDGE)
+    options = (
+        "--header-timeout", str(header_timeout), "--idle-timeout", str(idle_timeout), *extra,
+    )  # fmt: skip
+    return launch_edge(directory, edge_id, options=options)
+
+
+def launch_edge(
+    directory: Path, identity: Identity, *, options: tuple[str, ...] = (), metrics: bool = True
+) -> EdgeProcess:
+    """``hybridge edge serve`` presenting ``identity``, once it says where it listens.
+
+    ``options`` follow the common ones; ``metrics`` also waits for (and records) the metrics
+    port. Fails with the edge's output if it does not come up within 20 seconds.
+    """
     argv = [
         sys.executable, "-m", "hybridge", "edge", "serve",
         "--data-dir", str(directory),
-        "--cert", str(edge_id.chain), "--key", str(edge_id.key),
+        "--cert", str(identity.chain), "--key", str(identity.key),
         "--cloud-port", "0", "--traversal-port", "0", "--metrics-port", "0",
-        "--handshake-timeout", "3", "--header-timeout", str(header_timeout),
-        "--idle-timeout", str(idle_timeout), *extra,
+        "--handshake-timeout", "3", *options,
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     edge = EdgeProcess(proc, directory)
@@ -195,11 +196,21 @@ def start_edge(
     try:
         ports = edge.wait_line(r"cloud on [\d.]+:(\d+) .*traversal on [\d.]+:(\d+)", timeout=20)
         edge.cloud_port, edge.traversal_port = int(ports.group(1)), int(ports.group(2))
-        edge.metrics_port = int(edge.wait_line(r"metrics on http://[\d.]+:(\d+)/").group(1))
+        if metrics:
+            edge.metrics_port = int(edge.wait_line(r"metrics on http://[\d.]+:(\d+)/").group(1))
     except AssertionError:
         edge.stop()
         raise
     return edge
+
+
+@contextmanager
+def running_edge(directory: Path, pki: Pki) -> Iterator[EdgeProcess]:
+    """An edge with the default data directory (``prepare_edge_dir``), stopped on exit."""
+    prepare_edge_dir(directory, pki)
+    process = start_edge(directory, pki)
+    yield process
+    process.stop()
 
 
 def client_ssl(pki: Pki, identity: Identity | None) -> ssl.SSLContext:
@@ -293,3 +304,29 @@ def request(
         "",
     ]
     return "\r\n".join(lines).encode() + body
+
+
+def expect(
+    peer: SipPeer, kind: type, *, timeout: float = 5.0, **checks: object
+) -> Request | Response | Pong:
+    """The next message ``peer`` receives, asserted to be a ``kind`` whose attributes equal
+    ``checks``; fails (AssertionError) on anything else or after ``timeout`` seconds."""
+    message = peer.recv(timeout=timeout)
+    assert isinstance(message, kind), message
+    for name, value in checks.items():
+        assert getattr(message, name) == value, (name, getattr(message, name))
+    return message
+
+
+def answer(
+    peer: SipPeer, req: Request, status: int, reason: str, *, to_tag: str, contact: str
+) -> None:
+    """Send ``peer`` a response to ``req`` with ``to_tag`` and a Contact of ``contact``.
+
+    RFC 3261 §12.1.1: a UAS copies the request's Record-Route values into its response.
+    """
+    copied = tuple(HeaderField("Record-Route", v) for v in req.get_all("Record-Route"))
+    response = req.response(
+        status, reason, to_tag=to_tag, headers=(*copied, HeaderField("Contact", contact))
+    )
+    peer.send(serialize(response))

@@ -23,13 +23,16 @@ from edgekit import (
     EdgeProcess,
     Pki,
     SipPeer,
+    answer,
     client_ssl,
+    expect,
     prepare_edge_dir,
     request,
+    running_edge,
     start_edge,
 )
 
-from hybridge.core.sip import HeaderField, Pong, Request, Response, serialize
+from hybridge.core.sip import Pong, Request, Response, serialize
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def edge(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    directory = tmp_path_factory.mktemp("edge")
-    prepare_edge_dir(directory, pki)
-    process = start_edge(directory, pki)
-    yield process
-    process.stop()
+    with running_edge(tmp_path_factory.mktemp("edge"), pki) as process:
+        yield process
 
 
 def _cloud(pki: Pki, edge: EdgeProcess) -> SipPeer:
@@ -60,19 +60,9 @@ def _connector(pki: Pki, edge: EdgeProcess) -> SipPeer:
     return peer
 
 
-def _expect(peer: SipPeer, kind: type, **checks: object) -> Request | Response:
-    message = peer.recv()
-    assert isinstance(message, kind), message
-    for name, value in checks.items():
-        assert getattr(message, name) == value, (name, getattr(message, name))
-    return message
-
-
 def _answer(peer: SipPeer, req: Request, status: int, reason: str) -> None:
-    copied = tuple(HeaderField("Record-Route", v) for v in req.get_all("Record-Route"))
-    contact = (HeaderField("Contact", "<sip:bob@uas.example.test;transport=tls>"),)
-    response = req.response(status, reason, to_tag="callee1", headers=copied + contact)
-    peer.send(serialize(response))
+    contact = "<sip:bob@uas.example.test;transport=tls>"
+    answer(peer, req, status, reason, to_tag="callee1", contact=contact)
 
 
 def _routes(response: Response) -> tuple[str, ...]:
@@ -88,7 +78,7 @@ def test_call_from_the_cloud_reaches_the_connector_and_back(pki: Pki, edge: Edge
             "INVITE", "sip:bob@premises.example.test", branch="z9hG4bKc1", call_id="call-1", cseq=1
         )
         cloud.send(invite)
-        got = _expect(connector, Request, method="INVITE", max_forwards=69)
+        got = expect(connector, Request, method="INVITE", max_forwards=69)
         assert isinstance(got, Request)
         top = got.via[0]
         assert top.port == edge.traversal_port and top.param("hbc")
@@ -101,12 +91,12 @@ def test_call_from_the_cloud_reaches_the_connector_and_back(pki: Pki, edge: Edge
         ]
         # RFC 3261 §16.11: a retransmission is relayed with the very same branch.
         cloud.send(invite)
-        again = _expect(connector, Request, method="INVITE")
+        again = expect(connector, Request, method="INVITE")
         assert isinstance(again, Request) and again.via[0].branch == top.branch
 
         for status, reason in ((100, "Trying"), (180, "Ringing"), (200, "OK")):
             _answer(connector, got, status, reason)
-            response = _expect(cloud, Response, status_code=status)
+            response = expect(cloud, Response, status_code=status)
             assert isinstance(response, Response)
             assert [v.branch for v in response.via] == ["z9hG4bKc1"]
         routes = _routes(response)
@@ -117,7 +107,7 @@ def test_call_from_the_cloud_reaches_the_connector_and_back(pki: Pki, edge: Edge
             call_id="call-1", cseq=1, to_tag="callee1", routes=routes,
         )  # fmt: skip
         cloud.send(ack)
-        got_ack = _expect(
+        got_ack = expect(
             connector, Request, method="ACK", uri="sip:bob@uas.example.test;transport=tls"
         )
         assert isinstance(got_ack, Request) and got_ack.route == ()
@@ -127,10 +117,10 @@ def test_call_from_the_cloud_reaches_the_connector_and_back(pki: Pki, edge: Edge
             call_id="call-1", cseq=2, to_tag="callee1", routes=routes,
         )  # fmt: skip
         cloud.send(bye)
-        got_bye = _expect(connector, Request, method="BYE")
+        got_bye = expect(connector, Request, method="BYE")
         assert isinstance(got_bye, Request)
         _answer(connector, got_bye, 200, "OK")
-        done = _expect(cloud, Response, status_code=200)
+        done = expect(cloud, Response, status_code=200)
         assert isinstance(done, Response) and done.cseq.method == "BYE"
     finally:
         cloud.close()
@@ -148,19 +138,19 @@ def test_call_from_the_premises_reaches_the_cloud_connection(pki: Pki, edge: Edg
     try:
         # an OPTIONS on the cloud side first, so the cloud connection is admitted and up
         cloud.send(request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKo1", call_id="o1", cseq=1))
-        _expect(cloud, Response, status_code=200)
+        expect(cloud, Response, status_code=200)
         invite = request(
             "INVITE", f"sip:alice@{CLOUD}", branch="z9hG4bKp1", call_id="call-2", cseq=1,
             via_host="pbx.premises.example.test",
         )  # fmt: skip
         connector.send(invite)
-        got = _expect(cloud, Request, method="INVITE", max_forwards=69)
+        got = expect(cloud, Request, method="INVITE", max_forwards=69)
         assert isinstance(got, Request)
         assert got.via[0].port == edge.cloud_port
         assert next(r.uri for r in got.record_route).endswith(";hbr=cloud")
         for status, reason in ((100, "Trying"), (180, "Ringing"), (200, "OK")):
             _answer(cloud, got, status, reason)
-            response = _expect(connector, Response, status_code=status)
+            response = expect(connector, Response, status_code=status)
         assert isinstance(response, Response)
         routes = _routes(response)
         for method, cseq, branch in (("ACK", 1, "z9hG4bKp2"), ("BYE", 2, "z9hG4bKp3")):
@@ -171,10 +161,10 @@ def test_call_from_the_premises_reaches_the_cloud_connection(pki: Pki, edge: Edg
                     via_host="pbx.premises.example.test",
                 )
             )  # fmt: skip
-            got_req = _expect(cloud, Request, method=method)
+            got_req = expect(cloud, Request, method=method)
         assert isinstance(got_req, Request)
         _answer(cloud, got_req, 200, "OK")
-        done = _expect(connector, Response, status_code=200)
+        done = expect(connector, Response, status_code=200)
         assert isinstance(done, Response) and done.cseq.method == "BYE"
     finally:
         cloud.close()
@@ -185,7 +175,7 @@ def test_options_to_the_edge_is_answered_locally(pki: Pki, edge: EdgeProcess) ->
     cloud = _cloud(pki, edge)
     try:
         cloud.send(request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKo2", call_id="o2", cseq=1))
-        answer = _expect(cloud, Response, status_code=200)
+        answer = expect(cloud, Response, status_code=200)
         assert isinstance(answer, Response) and "INVITE" in (answer.get("Allow") or "")
     finally:
         cloud.close()
@@ -201,7 +191,7 @@ def test_max_forwards_zero_is_answered_483(pki: Pki, edge: EdgeProcess) -> None:
                 cseq=1, max_forwards=0,
             )
         )  # fmt: skip
-        _expect(cloud, Response, status_code=483)
+        expect(cloud, Response, status_code=483)
         # the twin: Max-Forwards 1 is relayed, with 0 left
         cloud.send(
             request(
@@ -209,7 +199,7 @@ def test_max_forwards_zero_is_answered_483(pki: Pki, edge: EdgeProcess) -> None:
                 cseq=1, max_forwards=1,
             )
         )  # fmt: skip
-        _expect(connector, Request, method="INVITE", max_forwards=0)
+        expect(connector, Request, method="INVITE", max_forwards=0)
     finally:
         cloud.close()
         connector.close()
@@ -229,7 +219,7 @@ def test_request_without_a_traversal_connection_gets_503(pki: Pki, edge: EdgePro
                 "INVITE", "sip:bob@premises.example.test", branch="z9hG4bKn1", call_id="n1", cseq=1
             )
         )
-        _expect(cloud, Response, status_code=503)
+        expect(cloud, Response, status_code=503)
     finally:
         cloud.close()
 
@@ -278,13 +268,13 @@ def test_edge_dials_the_cloud_and_verifies_its_name(pki: Pki, tmp_path: Path) ->
             via_host="pbx.premises.example.test",
         )  # fmt: skip
         connector.send(invite)
-        _expect(connector, Response, status_code=503)
+        expect(connector, Response, status_code=503)
         line = edge.wait_line(r"cloud dial-out: peer certificate identity unacceptable")
         assert f"presented SAN DNS:impostor.example.test; zone expects {CLOUD}" in line.string
         assert f"peer 127.0.0.1:{port}" in line.string
 
         connector.send(invite.replace(b"z9hG4bKd1", b"z9hG4bKd2"))
-        ringing = _expect(connector, Response, status_code=180)
+        ringing = expect(connector, Response, status_code=180)
         assert isinstance(ringing, Response) and ringing.via[0].branch == "z9hG4bKd2"
         messages = [seen.get(timeout=5) for _ in range(4)]
         relayed = messages[-1]
@@ -318,7 +308,7 @@ def test_connections_past_the_limit_are_refused_at_once(pki: Pki, tmp_path: Path
                 cloud.send(
                     request("OPTIONS", "sip:127.0.0.1", branch="z9hG4bKl1", call_id="l1", cseq=1)
                 )
-                _expect(cloud, Response, status_code=200)
+                expect(cloud, Response, status_code=200)
                 cloud.close()
                 break
             except (ssl.SSLError, ConnectionError):
@@ -348,11 +338,11 @@ def test_pipelined_requests_are_relayed_in_order_on_uvloop(pki: Pki, edge: EdgeP
             for n in range(1, 21)
         ]  # fmt: skip
         cloud.send(b"".join(burst))
-        relayed = [_expect(connector, Request, method="OPTIONS") for _ in burst]
+        relayed = [expect(connector, Request, method="OPTIONS") for _ in burst]
         assert [r.call_id for r in relayed] == [f"pipe-{n}" for n in range(1, 21)]
         assert all(r.max_forwards == 69 for r in relayed)
         connector.send(b"".join(serialize(r.response(200, "OK", to_tag="uas")) for r in relayed))
-        answers = [_expect(cloud, Response, status_code=200) for _ in burst]
+        answers = [expect(cloud, Response, status_code=200) for _ in burst]
         assert [a.call_id for a in answers] == [f"pipe-{n}" for n in range(1, 21)]
         assert all([v.branch for v in a.via] == [f"z9hG4bKp{a.cseq.number}"] for a in answers)
     finally:

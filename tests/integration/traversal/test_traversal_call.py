@@ -26,16 +26,17 @@ from traversalkit import (
     Pbx,
     Pki,
     SipPeer,
+    answer,
     client_ssl,
+    expect,
     pbx_tls_context,
-    prepare_edge_dir,
     request,
+    running_edge,
     start_connector,
-    start_edge,
     start_kamailio,
 )
 
-from hybridge.core.sip import HeaderField, Request, Response, serialize
+from hybridge.core.sip import Request, Response
 
 RELAYED = "hybridge_connector_traversal_messages_relayed_total"
 
@@ -47,11 +48,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def edge(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    directory = tmp_path_factory.mktemp("edge")
-    prepare_edge_dir(directory, pki)
-    process = start_edge(directory, pki)
-    yield process
-    process.stop()
+    with running_edge(tmp_path_factory.mktemp("edge"), pki) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +102,13 @@ def _cloud(pki: Pki, edge: EdgeProcess) -> SipPeer:
 
 
 def _expect(peer: SipPeer, kind: type, **checks: object) -> Request | Response:
-    message = peer.recv(timeout=10)
-    assert isinstance(message, kind), message
-    for name, value in checks.items():
-        assert getattr(message, name) == value, (name, getattr(message, name))
-    return message
+    return expect(peer, kind, timeout=10, **checks)
 
 
 def _answer(peer: SipPeer, req: Request, status: int, reason: str, tag: str) -> None:
-    copied = tuple(HeaderField("Record-Route", v) for v in req.get_all("Record-Route"))
-    contact = (HeaderField("Contact", f"<sip:{tag}@ua.example.test;transport=tls>"),)
-    peer.send(serialize(req.response(status, reason, to_tag=tag, headers=copied + contact)))
+    answer(
+        peer, req, status, reason, to_tag=tag, contact=f"<sip:{tag}@ua.example.test;transport=tls>"
+    )
 
 
 def _routes(response: Response) -> tuple[str, ...]:

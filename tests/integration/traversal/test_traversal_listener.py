@@ -33,7 +33,9 @@ from traversalkit import (
     Kamailio,
     Pki,
     SipPeer,
+    answer,
     client_ssl,
+    expect,
     prepare_edge_dir,
     request,
     start_connector,
@@ -42,7 +44,7 @@ from traversalkit import (
 )
 
 from hybridge.connector.demo_run import free_port
-from hybridge.core.sip import HeaderField, Request, Response, parse_datagram, serialize
+from hybridge.core.sip import Request, Response, parse_datagram
 
 HEADER_TIMEOUT = 2.0
 INBOUND = "hybridge_connector_traversal_premises_inbound_connections"
@@ -172,17 +174,12 @@ class Ua:
 
 
 def _expect(peer: SipPeer, kind: type, **checks: object) -> Request | Response:
-    message = peer.recv(timeout=10)
-    assert isinstance(message, kind), message
-    for name, value in checks.items():
-        assert getattr(message, name) == value, (name, getattr(message, name))
-    return message
+    return expect(peer, kind, timeout=10, **checks)
 
 
 def _answer(peer: SipPeer, req: Request, status: int, reason: str) -> None:
-    copied = tuple(HeaderField("Record-Route", v) for v in req.get_all("Record-Route"))
-    contact = (HeaderField("Contact", "<sip:alice@cloud.example.test;transport=tls>"),)
-    peer.send(serialize(req.response(status, reason, to_tag="cloud1", headers=copied + contact)))
+    contact = "<sip:alice@cloud.example.test;transport=tls>"
+    answer(peer, req, status, reason, to_tag="cloud1", contact=contact)
 
 
 def _tls_client(stack: Stack, name: str | None) -> ssl.SSLSocket:

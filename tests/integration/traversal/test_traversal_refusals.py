@@ -22,8 +22,8 @@ from traversalkit import (
     Identity,
     Pki,
     prepare_edge_dir,
+    running_edge,
     start_connector,
-    start_edge,
     start_edge_as,
 )
 
@@ -41,11 +41,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def edge(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
-    directory = tmp_path_factory.mktemp("edge")
-    prepare_edge_dir(directory, pki)
-    process = start_edge(directory, pki)
-    yield process
-    process.stop()
+    with running_edge(tmp_path_factory.mktemp("edge"), pki) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -38,9 +38,13 @@ from edgekit import (
     Identity,
     Pki,
     SipPeer,
+    answer,
     client_ssl,
+    expect,
+    launch_edge,
     prepare_edge_dir,
     request,
+    running_edge,
     start_edge,
 )
 from kamkit import Kamailio, start_kamailio
@@ -72,9 +76,12 @@ __all__ = [
     "Kamailio",
     "Pki",
     "SipPeer",
+    "answer",
     "client_ssl",
+    "expect",
     "prepare_edge_dir",
     "request",
+    "running_edge",
     "start_edge",
     "start_kamailio",
 ]
@@ -82,24 +89,7 @@ __all__ = [
 
 def start_edge_as(directory: Path, identity: Identity) -> EdgeProcess:
     """``hybridge edge serve`` presenting ``identity`` (for the rejecting twins)."""
-    argv = [
-        sys.executable, "-m", "hybridge", "edge", "serve",
-        "--data-dir", str(directory),
-        "--cert", str(identity.chain), "--key", str(identity.key),
-        "--cloud-port", "0", "--traversal-port", "0", "--metrics-port", "0",
-        "--handshake-timeout", "3",
-    ]  # fmt: skip
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    edge = EdgeProcess(proc, directory)
-    edge._pumping = threading.Thread(target=edge._pump, daemon=True)  # type: ignore[attr-defined]
-    edge._pumping.start()  # type: ignore[attr-defined]
-    try:
-        ports = edge.wait_line(r"cloud on [\d.]+:(\d+) .*traversal on [\d.]+:(\d+)", timeout=20)
-        edge.cloud_port, edge.traversal_port = int(ports.group(1)), int(ports.group(2))
-    except AssertionError:
-        edge.stop()
-        raise
-    return edge
+    return launch_edge(directory, identity, metrics=False)
 
 
 @dataclass

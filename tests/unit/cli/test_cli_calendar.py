@@ -149,3 +149,46 @@ def test_link_create_prints_a_one_time_url(
     link = json.loads(result.stdout)
     assert link["url"].startswith(f"https://conn.example:9443/credential-entry/{config_id}/")
     assert link["expires_at"]
+
+
+def _graph_set(data: Path) -> Any:
+    """A Graph configuration without a client secret: saved untested, no emulator needed."""
+    return _run(
+        data,
+        "graph", "set", "--name", "Contoso Online", "--json",
+        "--tenant-id", "8f6b2c1e-3d4a-4b5c-9e7f-0a1b2c3d4e5f",
+        "--client-id", "3c9e5a7b-1f2d-4e6a-8b0c-9d8e7f6a5b4c",
+        "--test-mailbox", "alice@contoso.test",
+    )  # fmt: skip
+
+
+def test_graph_link_prints_a_one_time_url_that_opens(data_dir: Path) -> None:
+    from hybridge.cli._calendar_common import open_graph
+
+    saved = _graph_set(data_dir)
+    assert saved.exit_code == 0, saved.output
+    config_id = json.loads(saved.stdout)["config"]["id"]
+    result = _run(
+        data_dir, "graph", "link", "--id", config_id, "--base-url", "https://conn.example:9443",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    link = json.loads(result.stdout)
+    prefix = f"https://conn.example:9443/credential-entry/graph/{config_id}/"
+    assert link["url"].startswith(prefix) and link["config_id"] == config_id
+    assert link["expires_at"]
+    # The token opens the Graph link of that configuration (and no EWS one).
+    opened = open_graph(data_dir).links.open(config_id, link["url"].removeprefix(prefix))
+    assert opened.link_id == link["link_id"]
+    text = _run(data_dir, "graph", "link", "--id", config_id)
+    assert text.exit_code == 0, text.output
+    assert "send this link to the Exchange Online admin (works once, until" in text.stdout
+    assert f"https://localhost:9443/credential-entry/graph/{config_id}/" in text.stdout
+
+
+def test_graph_link_refuses_an_unknown_or_missing_id(data_dir: Path) -> None:
+    missing = _run(data_dir, "graph", "link", "--id", "f" * 32)
+    assert missing.exit_code == 2
+    assert f"no Exchange Online configuration with id {'f' * 32!r}" in missing.stderr
+    no_id = _run(data_dir, "graph", "link")
+    assert no_id.exit_code == 2 and "--id" in no_id.stderr

@@ -34,3 +34,11 @@ def test_other_paths_are_left_alone() -> None:
     record = _access_record("/exchange/abc?x=1")
     _RedactLinkTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5555 - "GET /exchange/abc?x=1 HTTP/1.1" 200'
+
+
+def test_graph_link_token_is_redacted_and_its_configuration_kept() -> None:
+    record = _access_record(f"/credential-entry/graph/{'b' * 32}/{TOKEN}")
+    assert _RedactLinkTokens().filter(record)
+    message = record.getMessage()
+    assert TOKEN not in message
+    assert f"/credential-entry/graph/{'b' * 32}/<token>" in message

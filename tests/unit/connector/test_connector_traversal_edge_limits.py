@@ -36,9 +36,6 @@ from hybridge.vault import Secret, Vault, configured_source
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-
-
-
 def _run_against_edge(tmp_path: Path, behaviour: Behaviour) -> TraversalClient:
     pki: Any = load_tlspki()
     now = dt.datetime.now(dt.UTC)  # the client validates at the real current time

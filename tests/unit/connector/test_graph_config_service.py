@@ -8,6 +8,7 @@ log and the raw database file are searched for it.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -272,3 +273,40 @@ def test_cli_set_refuses_a_wrong_secret_then_saves(
     for result in (refused, saved):
         assert SECRET not in result.stdout + result.stderr
         assert WRONG not in result.stdout + result.stderr
+
+
+def test_the_page_creates_a_credential_entry_link(
+    app: App, emulator: GraphEmulator, graph_ca: trustme.CA
+) -> None:
+    trust(app, graph_ca)
+    created = app.client.post(
+        "/api/exchange/graph/configs", json=body(emulator), headers=api_token(app)
+    )
+    assert created.status_code == 201, created.text
+    config_id = created.json()["config"]["id"]
+    page = app.client.get(f"/exchange/graph/{config_id}").text
+    assert f'action="/exchange/graph/{config_id}/link"' in page
+    # Without the form's CSRF token no link is made.
+    assert app.client.post(f"/exchange/graph/{config_id}/link").status_code == 403
+    issued = app.client.post(
+        f"/exchange/graph/{config_id}/link", data={"csrf_token": csrf_of(page)}
+    )
+    assert issued.status_code == 200, issued.text
+    match = re.search(r'id="link-url">([^<]+)<', issued.text)
+    assert match is not None
+    prefix = f"https://connector.test:9443/credential-entry/graph/{config_id}/"
+    assert match.group(1).startswith(prefix)
+    # The link works: it opens the client-secret entry page for this configuration.
+    entry = app.client.get(match.group(1).removeprefix("https://connector.test:9443"))
+    assert entry.status_code == 200 and 'name="client_secret"' in entry.text
+    assert "Contoso Online" in entry.text
+
+
+def test_the_page_refuses_a_link_for_an_unknown_configuration(app: App) -> None:
+    page = app.client.get("/exchange/graph/new").text
+    missing = app.client.post(
+        f"/exchange/graph/{'f' * 32}/link", data={"csrf_token": csrf_of(page)}
+    )
+    assert missing.status_code == 404
+    # The error page quotes the id (HTML-escaped).
+    assert f"no Exchange Online configuration with id &#39;{'f' * 32}&#39;" in missing.text

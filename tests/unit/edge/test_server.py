@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from certs import load_tlspki
 from hybridge.edge.errors import EdgeSetupError
 from hybridge.edge.server import EdgeServer
 from hybridge.edge.settings import EdgeSettings
 from hybridge.edge.zones import Zone, ZoneKind
 
-_TLSPKI = Path(__file__).resolve().parents[1] / "core" / "tlsverify" / "tlspki.py"
 ZONES = [Zone("cloud", ZoneKind.DNS, "callservice.example.test")]
 
 
-def tlspki() -> ModuleType:
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def identity(tmp_path: Path) -> tuple[EdgeSettings, list[object]]:
-    pki = tlspki()
+    pki = load_tlspki()
     root = pki.make_ca("Unit Root")
     leaf = pki.make_leaf(root, dns=["edge.example.test"])
     (tmp_path / "edge.pem").write_bytes(leaf.pem)

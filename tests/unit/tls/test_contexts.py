@@ -5,15 +5,13 @@ Handshakes with these contexts are in tests/integration/tls; here only their con
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from certs import load_tlspki
 from hybridge.core.tlsverify import RefusalReason, Refused
 from hybridge.tls import (
     PeerRefused,
@@ -23,23 +21,10 @@ from hybridge.tls import (
     server_context,
 )
 
-_TLSPKI = Path(__file__).resolve().parents[1] / "core" / "tlsverify" / "tlspki.py"
-
-
-def _tlspki() -> ModuleType:
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    pki: Any = _tlspki()
+    pki: Any = load_tlspki()
     directory = tmp_path_factory.mktemp("contexts")
     root = pki.make_ca("Context Root")
     leaf = pki.make_leaf(root, dns=["localhost"])

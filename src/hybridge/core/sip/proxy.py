@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from hybridge.core.hostport import join_host_port
 from hybridge.core.sip.message import Request
 
 #: RFC 3261 §8.1.1.7: every branch we create starts with the magic cookie.
@@ -107,6 +108,15 @@ def via_mac(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:TAG_MAC_LENGTH]
 
 
+def via_mac_matches(key: bytes, message: str, mac: str) -> bool:
+    """True when ``mac`` is ``via_mac(key, message)``, compared in constant time.
+
+    False (never an exception) for a MAC from another key, a truncated or padded one, or
+    one with non-ASCII characters (which ``hmac.compare_digest`` would raise on).
+    """
+    return mac.isascii() and hmac.compare_digest(mac, via_mac(key, message))
+
+
 class ConnectionTags:
     """Connection ids in our Via, as ``<id>.<mac>`` under ``key`` (RFC 5923-style reuse).
 
@@ -150,8 +160,9 @@ class ConnectionTags:
         dropped (RFC 3261 §16.7 step 3 assumes the top Via is the proxy's own).
         """
         conn_text, _, mac = (tag or "").partition(".")
-        # ``isascii``: str.isdigit() is also true for digits int() refuses ("²").
-        if not (conn_text.isascii() and conn_text.isdigit()):
+        # ``isascii``: str.isdigit() is also true for digits int() refuses ("²"), and
+        # hmac.compare_digest raises TypeError on a non-ASCII str instead of saying no.
+        if not (conn_text.isascii() and conn_text.isdigit() and mac.isascii()):
             return None
         conn_id = int(conn_text)
         if not hmac.compare_digest(mac, self.mac(conn_id)):
@@ -161,8 +172,7 @@ class ConnectionTags:
 
 def sent_by(host: str, port: int) -> str:
     """``host:port`` as a Via sent-by or URI hostport; an IPv6 literal bracketed (§25.1)."""
-    bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"{bracketed}:{port}"
+    return join_host_port(host, port)
 
 
 def record_route_uri(host: str, port: int, *, transport: str, param: str) -> str:

@@ -20,6 +20,7 @@ from hybridge.core.tlsverify.result import (
     RefusalReason,
     Refused,
     Verdict,
+    describe_presented_names,
 )
 from hybridge.core.tlsverify.verify import (
     fingerprint,
@@ -46,6 +47,7 @@ __all__ = [
     "Verdict",
     "VerificationError",
     "anchor_set_for",
+    "describe_presented_names",
     "fingerprint",
     "load_chain",
     "validate_peer_path",

@@ -8,6 +8,7 @@ escapes so a NUL or a homograph in a hostile certificate is visible, not interpr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -117,3 +118,22 @@ class Refused:
 
 
 Verdict = Accepted | Refused
+
+
+def describe_presented_names(names: Sequence[str]) -> str:
+    """``Refused.presented_names`` in the admin's words: ``SAN DNS:a and CN b``.
+
+    ``("dns:a", "uri:sip:b", "cn:c")`` becomes ``SAN DNS:a, URI:sip:b and CN c`` (the
+    vocabulary of Expressway's "CN or SAN" setting); no names at all, ``no name at all``.
+    The names are already escaped by the verifier, so the result is one safe line.
+    """
+    sans: list[str] = []
+    cns: list[str] = []
+    for name in names:
+        kind, _, value = name.partition(":")
+        if kind == "cn":
+            cns.append(value)
+        else:
+            sans.append(f"{kind.upper()}:{value}")
+    parts = ([f"SAN {', '.join(sans)}"] if sans else []) + ([f"CN {', '.join(cns)}"] if cns else [])
+    return " and ".join(parts) if parts else "no name at all"

@@ -10,38 +10,24 @@ name, CN-only under a strict zone).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import ssl
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from certs import load_tlspki
 from hybridge.core.tlsverify import ChainLimits, CnRule, PeerRole, anchor_set_for
 from hybridge.edge.identity import Admitted, Refusal, VerdictCache, judge
 from hybridge.edge.zones import Zone, ZoneKind
 from hybridge.tls import client_context, server_context
 
-_TLSPKI = Path(__file__).resolve().parents[1] / "core" / "tlsverify" / "tlspki.py"
 CLOUD = "callservice.example.test"
 LIMITS = ChainLimits()
 
 
-def tlspki() -> ModuleType:
-    if "tlspki" in sys.modules:
-        return sys.modules["tlspki"]
-    spec = importlib.util.spec_from_file_location("tlspki", _TLSPKI)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tlspki"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class Pki:
     def __init__(self, directory: Path) -> None:
-        self.mod = tlspki()
+        self.mod = load_tlspki()
         self.dir = directory
         self.now = dt.datetime.now(dt.UTC)
         # tlspki's default validity is around a fixed date; these handshakes happen now
