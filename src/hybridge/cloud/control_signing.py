@@ -45,22 +45,27 @@ class FanoutSigner:
         self._key = private_key
         self._issuer = issuer
         self.sequence = sequence
-        self._certificates = [base64.b64encode(der).decode("ascii") for der in certificates]
+        certificates = [base64.b64encode(der).decode("ascii") for der in certificates]
         # The member order joserfc writes (alg, typ, kid), so both paths give equal tokens.
         header = {"alg": ALGORITHM, "typ": MANIFEST_TYPE, "kid": key_id(private_key.public_key())}
         self._header = _b64url(json.dumps(header, separators=(",", ":")).encode())
+        # The payload is ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` of
+        # {aud, certificates, iat, iss, seq} (core.manifest.sign_manifest): members in that
+        # order, so everything but aud and iat is dumped once here, not per connector.
+        self._certificates_json = json.dumps(certificates, separators=(",", ":"))
+        self._tail = (
+            f',"iss":{json.dumps(issuer, separators=(",", ":"))},"seq":{json.dumps(sequence)}}}'
+        )
 
     def sign(self, audience: str, issued_at: int) -> str:
         """The compact JWS of this version for ``audience``, issued at ``issued_at``."""
-        # Same members, order and separators as core.manifest.sign_manifest.
-        payload = {
-            "aud": audience,
-            "certificates": self._certificates,
-            "iat": issued_at,
-            "iss": self._issuer,
-            "seq": self.sequence,
-        }
-        body = _b64url(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        # Same members, order and separators as core.manifest.sign_manifest (the unit tests
+        # compare the whole token with it).
+        payload = (
+            f'{{"aud":{json.dumps(audience)},"certificates":{self._certificates_json},'
+            f'"iat":{json.dumps(issued_at)}{self._tail}'
+        )
+        body = _b64url(payload.encode("ascii"))
         signing_input = f"{self._header}.{body}"
         signature = self._key.sign(signing_input.encode("ascii"))
         return f"{signing_input}.{_b64url(signature)}"

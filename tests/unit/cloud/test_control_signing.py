@@ -55,3 +55,17 @@ def test_token_of_another_key_and_stale_sequence_are_refused() -> None:
         verify_manifest(
             token, KEY.public_key(), now=NOW, installed_sequence=7, audience="connector-a"
         )
+
+
+def test_token_with_characters_json_escapes_still_matches_sign_manifest() -> None:
+    # The payload is assembled from pre-dumped pieces: quoting and escaping must come out
+    # exactly as joserfc's path writes them, or the connector would refuse the signature.
+    issuer, audience = 'https://cloud.test/é"\\', 'connector-"é\\/\n'
+    key_signer = FanoutSigner(KEY, issuer=issuer, sequence=12345, certificates=CERTS)
+    token = key_signer.sign(audience, int(NOW.timestamp()))
+    expected = CaListManifest(issuer, 12345, int(NOW.timestamp()), CERTS, audience)
+    assert token == sign_manifest(expected, KEY)
+    manifest = verify_manifest(token, KEY.public_key(), now=NOW, audience=audience)
+    assert manifest == expected
+    with pytest.raises(ManifestWrongAudience):
+        verify_manifest(token, KEY.public_key(), now=NOW, audience="connector-")
