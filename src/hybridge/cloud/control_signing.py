@@ -8,11 +8,11 @@ the Ed25519 signature itself (~0.1 ms for a few KiB); a fan-out to 10,000 connec
 signs 10,000 tokens, so that overhead alone would exceed the 5 s goal of issue 5.
 
 ``FanoutSigner`` therefore does the JWS Compact Serialization (RFC 7515 §7.1) by hand for
-this one fixed shape: the header segment and the certificate list are encoded once per
-version, and each connector costs one JSON dump, one base64url and one Ed25519 signature
-(pyca/cryptography). Nothing else is hand-written: the verifier is still joserfc, and
-``tests/unit/cloud/test_control_signing.py`` checks that every token verifies there and
-equals the payload ``sign_manifest`` would produce.
+this one fixed shape: the header segment and the payload's members other than ``aud`` and
+``iat`` are encoded once per version, and each connector costs two tiny JSON dumps, one
+base64url and one Ed25519 signature (pyca/cryptography). Nothing else is hand-written: the
+verifier is still joserfc, and ``tests/unit/cloud/test_control_signing.py`` checks that
+every token verifies there and equals the token ``sign_manifest`` would produce.
 """
 
 from __future__ import annotations
@@ -43,16 +43,15 @@ class FanoutSigner:
         certificates: Sequence[bytes],
     ) -> None:
         self._key = private_key
-        self._issuer = issuer
         self.sequence = sequence
-        certificates = [base64.b64encode(der).decode("ascii") for der in certificates]
+        encoded = [base64.b64encode(der).decode("ascii") for der in certificates]
         # The member order joserfc writes (alg, typ, kid), so both paths give equal tokens.
         header = {"alg": ALGORITHM, "typ": MANIFEST_TYPE, "kid": key_id(private_key.public_key())}
         self._header = _b64url(json.dumps(header, separators=(",", ":")).encode())
         # The payload is ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` of
         # {aud, certificates, iat, iss, seq} (core.manifest.sign_manifest): members in that
         # order, so everything but aud and iat is dumped once here, not per connector.
-        self._certificates_json = json.dumps(certificates, separators=(",", ":"))
+        self._certificates_json = json.dumps(encoded, separators=(",", ":"))
         self._tail = (
             f',"iss":{json.dumps(issuer, separators=(",", ":"))},"seq":{json.dumps(sequence)}}}'
         )

@@ -2,8 +2,9 @@
 
 Writes from a thousand connections are batched by the hub (``ChannelEvent`` items, one
 transaction per batch) so that a push acknowledged by every connector costs a handful of
-commits, not one fsync per connector. Reads at connect time (who is this certificate?) are
-one query each.
+commits, not one fsync per connector; within a batch, consecutive events of one kind are
+one executemany of a statement built once, not one statement per event. Reads at connect
+time (who is this certificate?) are one query each.
 """
 
 from __future__ import annotations

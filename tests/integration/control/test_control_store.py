@@ -132,9 +132,11 @@ def test_an_existing_channel_row_is_not_reset(db: Database) -> None:
 
 def test_events_of_an_unknown_connector_are_refused_by_the_foreign_key(db: Database) -> None:
     # ON CONFLICT DO NOTHING only forgives the existing row, never a missing connector.
-    with pytest.raises(StorageError, match=r"IntegrityError: (?i:.*foreign key)"):
-        with db.transaction() as session:
-            control_store.write_events(session, [_seen("no-such-connector", NOW, 1)], "n1")
+    with (
+        pytest.raises(StorageError, match=r"IntegrityError: (?i:.*foreign key)"),
+        db.transaction() as session,
+    ):
+        control_store.write_events(session, [_seen("no-such-connector", NOW, 1)], "n1")
 
 
 def test_a_batch_gives_the_state_of_its_events_in_order(db: Database) -> None:
