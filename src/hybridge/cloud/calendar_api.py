@@ -123,6 +123,20 @@ def calendar_api_router(join_key: bytes) -> APIRouter:
     def mailbox_of(value: str) -> str:
         return service.check_mailbox(value)
 
+    async def no_content(
+        services: CloudServices,
+        cert: PeerCertificate,
+        change: Callable[[Any, str], None],
+    ) -> Response:
+        """Run ``change(db, org_id)`` for the caller's organisation; 204, or the error."""
+
+        def work() -> Response:
+            with services.database.transaction() as db:
+                change(db, connector_org(db, services, cert))
+            return Response(status_code=204)
+
+        return await guarded(work)
+
     @router.get("/users")
     async def users(request: Request, services: Services, cert: PeerCertificate) -> Response:
         def work() -> Response:
@@ -185,14 +199,14 @@ def calendar_api_router(join_key: bytes) -> APIRouter:
     async def delete_meeting(
         mailbox: str, meeting_id: str, services: Services, cert: PeerCertificate
     ) -> Response:
-        def work() -> Response:
-            with services.database.transaction() as db:
-                org_id = connector_org(db, services, cert)
-                # Scoped to the caller's organisation: 204 whether or not it existed.
-                meeting_store.delete_meeting(db, org_id, mailbox_of(mailbox), meeting_id)
-            return Response(status_code=204)
-
-        return await guarded(work)
+        # Scoped to the caller's organisation: 204 whether or not it existed.
+        return await no_content(
+            services,
+            cert,
+            lambda db, org_id: meeting_store.delete_meeting(
+                db, org_id, mailbox_of(mailbox), meeting_id
+            ),
+        )
 
     @router.post("/meetings/{mailbox}/retain")
     async def retain(
@@ -203,26 +217,21 @@ def calendar_api_router(join_key: bytes) -> APIRouter:
         except CalendarTooLarge as exc:
             return error_response(exc)
 
-        def work() -> Response:
-            with services.database.transaction() as db:
-                org_id = connector_org(db, services, cert)
-                box = mailbox_of(mailbox)
-                service.require_enabled(db, org_id, box)
-                ids = _retain_ids(wire.loads(data, max_bytes=MAX_RETAIN_BYTES))
-                meeting_store.retain_meetings(db, org_id, box, ids)
-            return Response(status_code=204)
+        def change(db: Any, org_id: str) -> None:
+            box = mailbox_of(mailbox)
+            service.require_enabled(db, org_id, box)
+            ids = _retain_ids(wire.loads(data, max_bytes=MAX_RETAIN_BYTES))
+            meeting_store.retain_meetings(db, org_id, box, ids)
 
-        return await guarded(work)
+        return await no_content(services, cert, change)
 
     @router.delete("/meetings/{mailbox}")
     async def forget(mailbox: str, services: Services, cert: PeerCertificate) -> Response:
-        def work() -> Response:
-            with services.database.transaction() as db:
-                org_id = connector_org(db, services, cert)
-                service.forget_mailbox(db, org_id, mailbox_of(mailbox))
-            return Response(status_code=204)
-
-        return await guarded(work)
+        return await no_content(
+            services,
+            cert,
+            lambda db, org_id: service.forget_mailbox(db, org_id, mailbox_of(mailbox)),
+        )
 
     @router.put("/users/{mailbox}/status")
     async def status(
@@ -233,15 +242,12 @@ def calendar_api_router(join_key: bytes) -> APIRouter:
         except CalendarTooLarge as exc:
             return error_response(exc)
 
-        def work() -> Response:
-            with services.database.transaction() as db:
-                org_id = connector_org(db, services, cert)
-                box = mailbox_of(mailbox)
-                report = wire.user_status_from_json(wire.loads(data))
-                service.set_status(db, org_id, box, report, services.settings.clock())
-            return Response(status_code=204)
+        def change(db: Any, org_id: str) -> None:
+            box = mailbox_of(mailbox)
+            report = wire.user_status_from_json(wire.loads(data))
+            service.set_status(db, org_id, box, report, services.settings.clock())
 
-        return await guarded(work)
+        return await no_content(services, cert, change)
 
     @router.get("/rooms/{room}/meetings")
     async def rooms(
