@@ -318,3 +318,172 @@ def test_patch_refuses_properties_it_does_not_know(
         json={"body": {"contentType": "HTML", "content": "<p>hi</p>"}},
     )
     assert ok.status_code == 200 and ok.json()["body"]["contentType"] == "html"
+
+
+# -- recurrence patterns, exceptions, deleted occurrences -------------------------------------
+
+ALICE_EVENTS = "users/alice@contoso.test/events"
+
+
+def _starts(value: list[dict[str, Any]], master: str) -> list[str]:
+    return [e["start"]["dateTime"][:16] for e in value if e.get("seriesMasterId") == master]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first", "expected"),
+    [
+        # Thanksgiving: the fourth Thursday of November.
+        (
+            Pattern("relativeYearly", 1, ("thursday",), count=3, month=11, index="fourth"),
+            dt.datetime(2027, 11, 25, 17, 0, tzinfo=dt.UTC),
+            ["2027-11-25T17:00", "2028-11-23T17:00", "2029-11-22T17:00"],
+        ),
+        # Day 31 falls on the last day of shorter months.
+        (
+            Pattern("absoluteMonthly", 1, count=4, day_of_month=31),
+            dt.datetime(2027, 1, 31, 9, 0, tzinfo=dt.UTC),
+            ["2027-01-31T09:00", "2027-02-28T09:00", "2027-03-31T09:00", "2027-04-30T09:00"],
+        ),
+        # The last weekday of the month: the n-th of *any* of the days.
+        (
+            Pattern(
+                "relativeMonthly",
+                1,
+                ("monday", "tuesday", "wednesday", "thursday", "friday"),
+                count=3,
+                index="last",
+            ),
+            dt.datetime(2027, 1, 29, 9, 0, tzinfo=dt.UTC),
+            ["2027-01-29T09:00", "2027-02-26T09:00", "2027-03-31T09:00"],
+        ),
+        # 29 February: 28 February in the years without it.
+        (
+            Pattern("absoluteYearly", 1, count=2, day_of_month=29, month=2),
+            dt.datetime(2028, 2, 29, 9, 0, tzinfo=dt.UTC),
+            ["2028-02-29T09:00", "2029-02-28T09:00"],
+        ),
+        # Every other week from Sunday: Sunday goes with the Monday after it.
+        (
+            Pattern("weekly", 2, ("sunday", "monday"), count=4),
+            dt.datetime(2027, 1, 3, 9, 0, tzinfo=dt.UTC),
+            ["2027-01-03T09:00", "2027-01-04T09:00", "2027-01-17T09:00", "2027-01-18T09:00"],
+        ),
+    ],
+)
+def test_calendar_view_expands_every_pattern_type(
+    graph_emulator: GraphEmulator,
+    http: httpx.Client,
+    pattern: Pattern,
+    first: dt.datetime,
+    expected: list[str],
+) -> None:
+    master = graph_emulator.add_event(
+        "alice@contoso.test", "S", start=first, end=first + dt.timedelta(hours=1), pattern=pattern
+    )
+    url = (
+        f"{graph_emulator.graph_url}/users/alice@contoso.test/calendarView/delta"
+        "?startDateTime=2027-01-01T00:00:00Z&endDateTime=2030-12-31T00:00:00Z"
+    )
+    value = http.get(url, headers=bearer(graph_emulator, http)).json()["value"]
+    assert _starts(value, master) == expected
+    got = http.get(
+        f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{master}", headers=bearer(graph_emulator, http)
+    ).json()["recurrence"]
+    # Graph's shape: every pattern property present, the unused ones zero.
+    assert set(got["pattern"]) == {
+        "type",
+        "interval",
+        "month",
+        "dayOfMonth",
+        "daysOfWeek",
+        "firstDayOfWeek",
+        "index",
+    }
+    assert got["pattern"]["type"] == pattern.type
+    assert got["range"] == {
+        "type": "numbered",
+        "startDate": first.date().isoformat(),
+        "endDate": "0001-01-01",
+        "recurrenceTimeZone": "UTC",
+        "numberOfOccurrences": pattern.count,
+    }
+
+
+def _weekly(emulator: GraphEmulator) -> tuple[str, list[dt.datetime]]:
+    first = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
+    master = emulator.add_event(
+        "alice@contoso.test",
+        "Weekly",
+        start=first,
+        end=first + dt.timedelta(hours=1),
+        pattern=Pattern("weekly", 1, ("monday",), count=4),
+    )
+    return master, [first + dt.timedelta(weeks=i) for i in range(4)]
+
+
+def test_patching_an_occurrence_makes_one_exception_in_the_next_delta(
+    graph_emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    headers = bearer(graph_emulator, http)
+    master, starts = _weekly(graph_emulator)
+    first = http.get(delta_url(graph_emulator), headers=headers).json()
+    occurrence = [e["id"] for e in first["value"]][2]
+    assert occurrence == graph_emulator.occurrence_id(master, starts[2])
+    url = f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{occurrence}"
+    etag = http.get(url, headers=headers).json()["@odata.etag"]
+    patched = http.patch(url, headers={**headers, "If-Match": etag}, json={"subject": "Moved"})
+    assert patched.status_code == 200
+    body = patched.json()
+    assert (body["type"], body["id"], body["seriesMasterId"]) == ("exception", occurrence, master)
+    assert body["subject"] == "Moved" and body["originalStart"] == "2027-02-15T09:00:00Z"
+    later = http.get(first["@odata.deltaLink"], headers=headers).json()["value"]
+    assert [(e["id"], e["type"]) for e in later] == [(occurrence, "exception")]
+    # The stale ETag is refused now (the exception has its own).
+    again = http.patch(url, headers={**headers, "If-Match": etag}, json={"subject": "x"})
+    assert again.status_code == 412
+    assert http.get(url, headers=headers).json()["subject"] == "Moved"
+
+
+def test_deleting_an_occurrence_lists_it_removed_and_it_is_gone(
+    graph_emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    headers = bearer(graph_emulator, http)
+    master, starts = _weekly(graph_emulator)
+    first = http.get(delta_url(graph_emulator), headers=headers).json()
+    occurrence = graph_emulator.occurrence_id(master, starts[1])
+    url = f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{occurrence}"
+    assert http.delete(url, headers=headers).status_code == 204
+    later = http.get(first["@odata.deltaLink"], headers=headers).json()["value"]
+    assert later == [{"id": occurrence, "@removed": {"reason": "deleted"}}]
+    gone = http.get(url, headers=headers)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "ErrorItemNotFound"
+    fresh = http.get(delta_url(graph_emulator), headers=headers).json()["value"]
+    assert occurrence not in [e["id"] for e in fresh] and len(fresh) == 3
+
+
+def test_an_id_that_is_not_an_occurrence_is_404(
+    graph_emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    headers = bearer(graph_emulator, http)
+    master, starts = _weekly(graph_emulator)
+    for when in (starts[0] + dt.timedelta(hours=1), starts[3] + dt.timedelta(weeks=1)):
+        bogus = graph_emulator.occurrence_id(master, when)
+        got = http.get(f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{bogus}", headers=headers)
+        assert got.status_code == 404 and got.json()["error"]["code"] == "ErrorItemNotFound"
+    ok = graph_emulator.occurrence_id(master, starts[3])
+    assert (
+        http.get(f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{ok}", headers=headers).json()["type"]
+        == "occurrence"
+    )
+
+
+def test_cancelled_occurrence_of_an_attendee_is_an_exception_marked_cancelled(
+    graph_emulator: GraphEmulator, http: httpx.Client
+) -> None:
+    headers = bearer(graph_emulator, http)
+    master, starts = _weekly(graph_emulator)
+    occurrence = graph_emulator.cancel_occurrence(master, starts[2])
+    got = http.get(f"{graph_emulator.graph_url}/{ALICE_EVENTS}/{occurrence}", headers=headers)
+    assert got.json()["type"] == "exception" and got.json()["isCancelled"] is True
+    value = http.get(delta_url(graph_emulator), headers=headers).json()["value"]
+    assert [e["type"] for e in value] == ["occurrence", "occurrence", "exception", "occurrence"]

@@ -43,18 +43,18 @@ def removed(event_id: str) -> dict[str, Any]:
 def test_last_entry_for_an_id_wins(backend: GraphBackend) -> None:
     # Graph may list an updated event as removed and then present again, or the reverse.
     items = [removed("a"), event("a", "back"), event("b"), removed("b"), event("c")]
-    changes, series = backend._fold("alice@contoso.test", items, [])
+    changes, series = backend._fold("alice@contoso.test", items, {})
     assert [(c.kind, c.meeting_id) for c in changes] == [
         ("upsert", "a"),
         ("delete", "b"),
         ("upsert", "c"),
     ]
     assert changes[0].meeting is not None and changes[0].meeting.subject == "back"
-    assert series == []
+    assert series == {}
 
 
 def test_duplicate_entries_give_one_change(backend: GraphBackend) -> None:
-    changes, _ = backend._fold("alice@contoso.test", [event("a", "1"), event("a", "2")], [])
+    changes, _ = backend._fold("alice@contoso.test", [event("a", "1"), event("a", "2")], {})
     assert [(c.kind, c.meeting_id, c.meeting.subject if c.meeting else "") for c in changes] == [
         ("upsert", "a", "2")
     ]
@@ -62,5 +62,20 @@ def test_duplicate_entries_give_one_change(backend: GraphBackend) -> None:
 
 def test_unmappable_event_is_skipped_not_fatal(backend: GraphBackend) -> None:
     bad = {**event("x"), "start": {"timeZone": "UTC"}}
-    changes, _ = backend._fold("alice@contoso.test", [bad, event("y"), {"no": "id"}], [])
+    changes, _ = backend._fold("alice@contoso.test", [bad, event("y"), {"no": "id"}], {})
     assert [c.meeting_id for c in changes] == ["y"]
+    # Skipped, but not silently: flagged until the event maps or goes.
+    assert backend.unmapped("alice@contoso.test") == {
+        "x": ("not delivered: dateTimeTimeZone {'timeZone': 'UTC'} has no dateTime",)
+    }
+    backend._fold("alice@contoso.test", [event("x")], {})
+    assert backend.unmapped("alice@contoso.test") == {}
+
+
+def test_exceptions_are_meetings_and_cancelled_instances_deletes(backend: GraphBackend) -> None:
+    exception = {**event("occ1", "moved"), "type": "exception", "seriesMasterId": "m"}
+    cancelled = {**event("occ2"), "type": "exception", "seriesMasterId": "m", "isCancelled": True}
+    changes, series = backend._fold("alice@contoso.test", [exception, cancelled], {})
+    assert [(c.kind, c.meeting_id) for c in changes] == [("upsert", "occ1"), ("delete", "occ2")]
+    assert changes[0].meeting is not None and changes[0].meeting.recurrence is None
+    assert series == {}

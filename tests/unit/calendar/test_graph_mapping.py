@@ -21,6 +21,7 @@ from hybridge.calendar.graph.mapping import (
     parse_date_time,
     recurrence,
 )
+from hybridge.calendar.graph.recurrence import UnmappableRecurrenceError
 from hybridge.calendar.model import Attendee, Recurrence
 
 
@@ -87,9 +88,14 @@ def test_recurrence_patterns_map_to_the_model_subset() -> None:
     assert recurrence(no_end) == Recurrence("WEEKLY", 1, ("MO",))
 
 
-def test_monthly_and_absent_recurrences_are_not_mapped() -> None:
+def test_monthly_recurrence_is_refused_not_dropped_and_absent_is_none() -> None:
     monthly = {"pattern": {"type": "absoluteMonthly", "dayOfMonth": 3}, "range": _range("noEnd")}
-    assert recurrence(monthly) is None
+    with pytest.raises(
+        UnmappableRecurrenceError,
+        match=r"^absoluteMonthly recurrence \(RRULE:FREQ=MONTHLY;BYMONTHDAY=3\) not carried: "
+        "the model's Recurrence has only DAILY and WEEKLY frequencies$",
+    ):
+        recurrence(monthly)
     assert recurrence(None) is None
 
 
@@ -167,12 +173,18 @@ def test_automatic_replies_states() -> None:
 
 def test_delta_state_round_trips_and_refuses_foreign_states() -> None:
     state = DeltaState(
-        "https://g/v1.0/users/a/calendarView/delta?$deltatoken=x", dt.date(2027, 6, 1), ("m1",)
+        "https://g/v1.0/users/a/calendarView/delta?$deltatoken=x",
+        dt.date(2027, 6, 1),
+        (("m1", "ck1"),),
     )
     assert DeltaState.decode(state.encode(), "a@b.c") == state
+    # A version-1 state (ids only) still reads: its masters are re-read once.
+    v1 = json.dumps({"v": 1, "link": state.link, "window_end": "2027-06-01", "series": ["m1"]})
+    assert DeltaState.decode(v1, "a@b.c").series == (("m1", ""),)
     for foreign in (
         "http://radicale.org/ns/sync/" + "0" * 64,
-        json.dumps({"v": 2, "link": "x", "window_end": "2027-01-01", "series": []}),
+        json.dumps({"v": 3, "link": "x", "window_end": "2027-01-01", "series": []}),
+        json.dumps({"v": 2, "link": "x", "window_end": "2027-01-01", "series": ["m1"]}),
         json.dumps({"v": 1, "link": "x", "window_end": "soon", "series": []}),
         "[]",
     ):

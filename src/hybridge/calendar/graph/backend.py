@@ -5,11 +5,20 @@
   without a window is beta-only). One request per page (``Prefer: odata.maxpagesize``), so
   the engine persists the state after every page; the state is our small JSON holding the
   page's ``@odata.nextLink`` (more to come) or ``@odata.deltaLink`` (round finished).
-- A calendar view returns a series as its *occurrences* (``seriesMasterId``), while the
-  cloud wants one meeting per series with its recurrence: occurrences are folded into
-  their series master, read once per page. Deleted items come as ``@removed`` with only
-  their id, so a deleted series shows up as removed occurrence ids: the state keeps the
-  ids of the series masters seen, and a page with removals re-reads them (404 = deleted).
+- A calendar view returns a series as its *instances* (``seriesMasterId``), while the
+  cloud wants one meeting per series with its recurrence: plain ``occurrence`` instances
+  are folded into their series master, read once per page and delivered again only when
+  its change key moved. An ``exception`` (a modified occurrence) is a meeting of its own
+  (its id, times, subject and body, no rule; the model has no per-occurrence exceptions),
+  and join details are written into it by its own id. A cancelled instance (``@removed``,
+  or ``isCancelled`` on an attendee's copy) is a ``delete`` of that instance's id.
+- Deleted items come as ``@removed`` with only their id, so a deleted series shows up as
+  removed instance ids: the state keeps the ids and change keys of the series masters
+  seen, and a page with removals re-reads them: 404 is a deleted series, a new change key
+  (deleting an occurrence changes its master in Exchange) an upsert of the master.
+- A recurrence the model cannot carry (monthly, yearly, a week start that matters) is
+  delivered without a rule and *flagged*: a warning naming the meeting and the exact
+  RRULE, and :meth:`GraphBackend.unmapped` lists it per mailbox until it maps again.
 - The view's window is fixed by the first request of a round; when half of its future
   has passed, ``changes`` raises InvalidSyncStateError so the engine resyncs that mailbox
   with a window that starts now (and ``retain_only`` drops what fell out of it).
@@ -24,6 +33,7 @@ import datetime as dt
 import json
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +46,7 @@ from hybridge.calendar.errors import (
     MeetingValueError,
 )
 from hybridge.calendar.graph.client import GraphClient
-from hybridge.calendar.graph.mapping import meeting_from_event, out_of_office_from
+from hybridge.calendar.graph.mapping import MappedEvent, map_event, out_of_office_from
 from hybridge.calendar.graph.settings import GraphSettings
 from hybridge.calendar.interfaces import WriteOutcome
 from hybridge.calendar.model import Change, ChangePage, Meeting, OutOfOffice
@@ -44,21 +54,24 @@ from hybridge.core.meetings import BodyType, JoinDetails, apply_join_details
 
 log = logging.getLogger(__name__)
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _MAX_WRITE_ATTEMPTS = 3
 #: Every dateTimeTimeZone in UTC: unambiguous instants (the zone comes from the event).
 _PREFER_UTC = 'outlook.timezone="UTC"'
 #: Series masters remembered per mailbox (a bound on the state's size).
 _MAX_SERIES = 5000
+#: Flagged meetings remembered per mailbox (a bound on memory; the log has them all).
+_MAX_FLAGS = 1000
 
 
 @dataclass(frozen=True)
 class DeltaState:
-    """What ``changes`` persists: the link to follow, the window's end, known series."""
+    """What ``changes`` persists: the link to follow, the window's end, and the series
+    masters seen with their change keys."""
 
     link: str
     window_end: dt.date
-    series: tuple[str, ...] = ()
+    series: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> str:
         return json.dumps(
@@ -66,7 +79,7 @@ class DeltaState:
                 "v": _STATE_VERSION,
                 "link": self.link,
                 "window_end": self.window_end.isoformat(),
-                "series": list(self.series),
+                "series": [list(s) for s in self.series],
             },
             separators=(",", ":"),
         )
@@ -76,19 +89,28 @@ class DeltaState:
         """Parse a persisted state; raises InvalidSyncStateError for anything else."""
         try:
             data = json.loads(text)
-            if data["v"] != _STATE_VERSION:
+            if data["v"] == 1:
+                # Version 1 kept ids only: an unknown change key re-reads the master once.
+                series = tuple((str(s), "") for s in data["series"])
+            elif data["v"] == _STATE_VERSION:
+                pairs = data["series"]
+                if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                    raise ValueError("series must be [id, change key] pairs")
+                series = tuple((str(i), str(k)) for i, k in pairs)
+            else:
                 raise ValueError(f"version {data['v']!r}")
-            return cls(
-                str(data["link"]),
-                dt.date.fromisoformat(data["window_end"]),
-                tuple(str(s) for s in data["series"]),
-            )
+            return cls(str(data["link"]), dt.date.fromisoformat(data["window_end"]), series)
         except (ValueError, KeyError, TypeError) as exc:
             # A state from another backend or an older format: start over with a resync.
             raise InvalidSyncStateError(
                 f"the sync state of {mailbox!r} is not a Graph delta state; resyncing",
                 mailbox=mailbox,
             ) from exc
+
+
+def _version(event: dict[str, Any]) -> str:
+    """The event's version as a Meeting carries it (change key, else ETag)."""
+    return str(event.get("changeKey") or event.get("@odata.etag") or "")
 
 
 def _utc_now() -> dt.datetime:
@@ -110,6 +132,8 @@ class GraphBackend:
         self.settings = settings
         self._client = GraphClient(settings, ssl_context=ssl_context)
         self._clock = clock
+        self._flags_lock = threading.Lock()
+        self._flags: dict[str, dict[str, tuple[str, ...]]] = {}
 
     @classmethod
     def from_settings(cls, settings: GraphSettings, ssl_context: ssl.SSLContext) -> GraphBackend:
@@ -167,73 +191,118 @@ class GraphBackend:
         page = self._client.json_of(response, key, "the calendar delta")
         value = page.get("value")
         items = [i for i in value if isinstance(i, dict)] if isinstance(value, list) else []
-        changes, series = self._fold(key, items, list(current.series))
+        changes, series = self._fold(key, items, dict(current.series))
         next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
         link = next_link or delta_link
         if not link:
             raise BackendError(f"Graph delta page for {key!r} has neither link", mailbox=key)
-        new = DeltaState(self._client.check_url(str(link)), current.window_end, tuple(series))
+        new = DeltaState(
+            self._client.check_url(str(link)), current.window_end, tuple(series.items())
+        )
         return ChangePage(tuple(changes), new.encode(), next_link is not None)
 
     def _fold(
-        self, mailbox: str, items: list[dict[str, Any]], series: list[str]
-    ) -> tuple[list[Change], list[str]]:
+        self, mailbox: str, items: list[dict[str, Any]], series: dict[str, str]
+    ) -> tuple[list[Change], dict[str, str]]:
         """The page's items as meeting changes, and the known series masters after it.
 
         The last entry for an id wins (Graph may list an updated event as removed, then
-        again as present); occurrences stand for their master, read once per page.
+        again as present); occurrences stand for their master, read once per page;
+        exceptions are meetings of their own, read when the page gives only their times.
         """
-        latest: dict[str, dict[str, Any] | None] = {}  # id -> event, None = removed/master
-        kinds: dict[str, str] = {}
+        latest: dict[str, tuple[str, dict[str, Any] | None]] = {}  # id -> (kind, event)
         for item in items:
             item_id = str(item.get("id") or "")
             if not item_id:
                 continue
+            entry: tuple[str, dict[str, Any] | None]
             if "@removed" in item:
-                key, kind, value = item_id, "removed", None
-            elif item.get("type") in ("occurrence", "exception") and item.get("seriesMasterId"):
-                key, kind, value = str(item["seriesMasterId"]), "master", None
+                key, entry = item_id, ("removed", None)
+            elif item.get("type") == "occurrence" and item.get("seriesMasterId"):
+                key, entry = str(item["seriesMasterId"]), ("master", None)
+            elif item.get("type") == "exception":
+                key, entry = item_id, ("instance", item if "subject" in item else None)
             else:
-                key, kind, value = item_id, "event", item
+                key, entry = item_id, ("event", item)
             latest.pop(key, None)  # re-insert: the order follows the last entry
-            latest[key], kinds[key] = value, kind
-        if "removed" in kinds.values():
-            # A removed id may be an occurrence of a deleted series: re-read the known masters.
-            for master in series:
-                if master not in latest:
-                    latest[master], kinds[master] = None, "master"
+            latest[key] = entry
+        if any(kind == "removed" for kind, _ in latest.values()):
+            # A removed id may be an instance of a deleted series, or a cancelled
+            # occurrence (its master changed): re-read the known masters.
+            for master in list(series):
+                latest.setdefault(master, ("recheck", None))
         changes: list[Change] = []
-        for key, event in latest.items():
-            kind = kinds[key]
+        for key, (kind, event) in latest.items():
             if kind == "removed":
                 changes.append(Change("delete", key))
-                if key in series:
-                    series.remove(key)
+                series.pop(key, None)
+                self._flag(mailbox, key, ())
                 continue
-            if kind == "master":
+            if event is None:
                 try:
-                    meeting: Meeting | None = self.read(mailbox, key)
+                    event = self._get_event(mailbox, key)
                 except MeetingNotFoundError:
-                    if key in series:
-                        series.remove(key)
-                        changes.append(Change("delete", key))
+                    # Gone since the page was made (or the whole series was deleted).
+                    changes.append(Change("delete", key))
+                    series.pop(key, None)
+                    self._flag(mailbox, key, ())
                     continue
-            else:
-                assert event is not None
-                meeting = self._meeting(mailbox, event)
-            if meeting is None:
+                if kind in ("master", "recheck") and series.get(key) == _version(event):
+                    # As we last delivered it: its occurrences came again (a series over
+                    # several pages) or something else was removed.
+                    continue
+            mapped = self._map(mailbox, event)
+            if mapped is None:
                 continue
-            changes.append(Change("upsert", key, meeting))
-            if meeting.recurrence is not None and key not in series:
-                series.append(key)
-        return changes, series[-_MAX_SERIES:]
+            if mapped.cancelled:
+                # isCancelled: an attendee's copy of a cancelled meeting or occurrence.
+                changes.append(Change("delete", key))
+                series.pop(key, None)
+                continue
+            changes.append(Change("upsert", key, mapped.meeting))
+            if event.get("type") == "seriesMaster" or event.get("recurrence"):
+                series.pop(key, None)
+                series[key] = mapped.meeting.version
+        while len(series) > _MAX_SERIES:
+            series.pop(next(iter(series)))
+        return changes, series
+
+    def _map(self, mailbox: str, event: dict[str, Any]) -> MappedEvent | None:
+        """``map_event``, with what it could not carry flagged (log and :meth:`unmapped`)."""
+        event_id = str(event.get("id") or "")
+        try:
+            mapped = map_event(mailbox, event)
+        except (MeetingValueError, KeyError) as exc:
+            log.warning("event %s of %s not delivered: %s", event_id, mailbox, exc)
+            self._flag(mailbox, event_id, (f"not delivered: {exc}",))
+            return None
+        for problem in mapped.problems:
+            log.warning("event %s of %s delivered without its rule: %s", event_id, mailbox, problem)
+        self._flag(mailbox, event_id, mapped.problems)
+        return mapped
+
+    def _flag(self, mailbox: str, event_id: str, problems: tuple[str, ...]) -> None:
+        with self._flags_lock:
+            flags = self._flags.setdefault(mailbox, {})
+            flags.pop(event_id, None)
+            if problems:
+                flags[event_id] = problems
+                while len(flags) > _MAX_FLAGS:
+                    flags.pop(next(iter(flags)))
+            elif not flags:
+                del self._flags[mailbox]
+
+    def unmapped(self, mailbox: str) -> dict[str, tuple[str, ...]]:
+        """Meetings of ``mailbox`` seen with something the model could not carry: meeting
+        id -> the problems (a recurrence delivered without its rule, with its exact RRULE;
+        an event not delivered at all). An entry goes when the meeting maps cleanly again
+        or is deleted."""
+        with self._flags_lock:
+            return dict(self._flags.get(mailbox.lower(), {}))
 
     def _meeting(self, mailbox: str, event: dict[str, Any]) -> Meeting | None:
-        try:
-            return meeting_from_event(mailbox, event)
-        except (MeetingValueError, KeyError) as exc:
-            log.warning("event %s of %s not mapped: %s", event.get("id"), mailbox, exc)
-            return None
+        mapped = self._map(mailbox, event)
+        return None if mapped is None else mapped.meeting
 
     def _get_event(self, mailbox: str, meeting_id: str) -> dict[str, Any]:
         response = self._client.request(

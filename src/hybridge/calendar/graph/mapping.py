@@ -8,23 +8,33 @@ Windows names are mapped to IANA with CLDR's windowsZones table as shipped in
 ``tzlocal.windows_tz`` (a dependency of exchangelib); writing that table by hand would
 only make it go stale.
 
-Recurrence: Graph's ``patternedRecurrence`` maps to the model's subset (daily, weekly on
-days; ended by count or date); other patterns (monthly, yearly) are not mapped, as in the
-other backends.
+Recurrence: ``recurrence.py`` reads Graph's ``patternedRecurrence`` exactly and maps what
+the model can say (daily; weekly when its week start does not matter). Anything else is
+not dropped silently: :func:`map_event` returns the meeting without a rule *and* the
+problem, with the rule's exact RRULE, for the backend to flag.
+
+Instances: an ``exception`` (a modified occurrence) is a meeting of its own, with its own
+id, times, subject and body, and no rule; ``isCancelled`` (an attendee's copy of a
+cancelled meeting or occurrence) is reported in :attr:`MappedEvent.cancelled`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from tzlocal.windows_tz import win_tz
 
 from hybridge.calendar.errors import MeetingValueError
+from hybridge.calendar.graph.recurrence import (
+    RecurrenceValueError,
+    UnmappableRecurrenceError,
+    model_recurrence,
+    parse_recurrence,
+)
 from hybridge.calendar.model import (
-    WEEKDAYS,
     Attendee,
     AttendeeRole,
     Meeting,
@@ -34,9 +44,6 @@ from hybridge.calendar.model import (
     zone,
 )
 
-log = logging.getLogger(__name__)
-
-_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 _UTC_NAMES = frozenset({"utc", "tzone://microsoft/utc", "coordinated universal time"})
 _ROLES: dict[str, AttendeeRole] = {
@@ -81,40 +88,64 @@ def _address(value: Any) -> str:
     return str(email.get("address") or "")
 
 
-def recurrence(value: dict[str, Any] | None) -> Recurrence | None:
-    """The model's Recurrence for a Graph ``patternedRecurrence`` (None: none or unmapped)."""
+def recurrence(value: dict[str, Any] | None, zone_name: str = "UTC") -> Recurrence | None:
+    """The model's Recurrence for a Graph ``patternedRecurrence`` (None: not recurring).
+
+    Raises RecurrenceValueError for a malformed one and UnmappableRecurrenceError for one
+    the model cannot say (see ``recurrence.model_recurrence``).
+    """
     if not value:
         return None
-    pattern, span = value.get("pattern") or {}, value.get("range") or {}
-    kind = pattern.get("type")
-    if kind not in ("daily", "weekly"):
-        log.info("Graph recurrence pattern %r is not mapped", kind)
-        return None
-    days = tuple(WEEKDAYS[_DAYS.index(d)] for d in pattern.get("daysOfWeek") or () if d in _DAYS)
-    count = until = None
-    if span.get("type") == "numbered" and span.get("numberOfOccurrences"):
-        count = int(span["numberOfOccurrences"])
-    elif span.get("type") == "endDate" and span.get("endDate"):
-        until = dt.date.fromisoformat(span["endDate"])
-    return Recurrence(
-        "DAILY" if kind == "daily" else "WEEKLY",
-        int(pattern.get("interval") or 1),
-        days if kind == "weekly" else (),
-        count,
-        until,
-    )
+    return model_recurrence(parse_recurrence(value), zone_name)
 
 
-def meeting_from_event(mailbox: str, event: dict[str, Any]) -> Meeting:
-    """A :class:`Meeting` from a Graph ``event`` (a single instance or a series master).
+@dataclass(frozen=True)
+class MappedEvent:
+    """A Graph event as a meeting, what of it the meeting could not carry, and whether
+    Graph marks it cancelled (``isCancelled``)."""
 
-    Raises MeetingValueError when the event cannot be represented.
+    meeting: Meeting
+    problems: tuple[str, ...] = ()
+    cancelled: bool = False
+
+
+def map_event(mailbox: str, event: dict[str, Any]) -> MappedEvent:
+    """A :class:`MappedEvent` from a Graph ``event`` (single, series master or exception).
+
+    A recurrence the model cannot carry leaves the meeting without a rule and is named in
+    ``problems`` (never a wrong rule, never silence). Raises MeetingValueError when the
+    event itself cannot be represented (no start, end before start ...).
     """
     start, end = parse_date_time(event.get("start")), parse_date_time(event.get("end"))
     pattern = event.get("recurrence")
-    zone_hint = (pattern or {}).get("range", {}).get("recurrenceTimeZone")
+    span = (pattern or {}).get("range") if isinstance(pattern, dict) else None
+    zone_hint = (span or {}).get("recurrenceTimeZone")
     start_tz = iana_zone(event.get("originalStartTimeZone")) or iana_zone(zone_hint) or "UTC"
     end_tz = iana_zone(event.get("originalEndTimeZone")) or start_tz
+    problems: list[str] = []
+    rule: Recurrence | None = None
+    if pattern:
+        named = [str(n) for n in (event.get("originalStartTimeZone"), zone_hint) if n]
+        if named and all(iana_zone(n) is None for n in named):
+            # A custom zone (tzone://Microsoft/Custom): its DST rules are not in the
+            # event, so the series' wall-clock time can only be kept in UTC.
+            problems.append(
+                f"time zone {named[0]!r} is not a known zone: occurrences keep their UTC "
+                "time across DST changes"
+            )
+        rule_zone = iana_zone(zone_hint)
+        if rule_zone is not None and rule_zone != start_tz:
+            # Exchange runs a series in one zone; two different ones cannot both hold.
+            problems.append(
+                f"recurrenceTimeZone {zone_hint!r} differs from the start's zone "
+                f"{start_tz!r}: occurrences follow {start_tz!r}"
+            )
+        try:
+            rule = recurrence(pattern, start_tz)
+        except UnmappableRecurrenceError as exc:
+            problems.append(str(exc))
+        except RecurrenceValueError as exc:
+            problems.append(f"recurrence refused: {exc}")
     attendees = []
     for entry in event.get("attendees") or ():
         address = _address(entry)
@@ -122,7 +153,7 @@ def meeting_from_event(mailbox: str, event: dict[str, Any]) -> Meeting:
             attendees.append(Attendee(address, _ROLES.get(str(entry.get("type")), "required")))
     body = event.get("body") or {}
     location = event.get("location") or {}
-    return Meeting(
+    meeting = Meeting(
         mailbox=mailbox,
         meeting_id=str(event["id"]),
         version=str(event.get("changeKey") or event.get("@odata.etag") or ""),
@@ -136,9 +167,15 @@ def meeting_from_event(mailbox: str, event: dict[str, Any]) -> Meeting:
         body_type="HTML" if str(body.get("contentType")).lower() == "html" else "Text",
         location=str(location.get("displayName") or ""),
         attendees=tuple(attendees),
-        recurrence=recurrence(pattern),
+        recurrence=rule,
         uid=str(event.get("iCalUId") or ""),
     )
+    return MappedEvent(meeting, tuple(problems), event.get("isCancelled") is True)
+
+
+def meeting_from_event(mailbox: str, event: dict[str, Any]) -> Meeting:
+    """The :class:`Meeting` of :func:`map_event` (its problems are the caller's to flag)."""
+    return map_event(mailbox, event).meeting
 
 
 def out_of_office_from(setting: dict[str, Any], at: dt.datetime) -> OutOfOffice:

@@ -10,9 +10,13 @@ incremental changes to events in a calendar view"):
   deltaLink and vice versa;
 - the initial round returns the events present in the window (nothing deleted before it
   started); later rounds return what changed, deletions as ``{"id", "@removed"}``;
-- occurrences and exceptions of a series appear as instances (``type: occurrence`` with
-  ``seriesMasterId``), not as the series master, and carry only their id, ETag and times
-  (what Graph returns for them in practice; the master has the rest);
+- occurrences and exceptions of a series appear as instances (``type: occurrence`` or
+  ``exception``, with ``seriesMasterId``), not as the series master, and carry only their
+  id, ETag and times (what Graph returns for them in practice; ``GET events/{id}`` has the
+  rest); a changed exception is listed on its own, without its series' other occurrences
+  (the documentation does not say so; it is how an instance-level change is reported);
+- a deleted occurrence, like a deleted event, is ``{"id", "@removed"}`` with its own id;
+  a deleted series lists every instance it had in the window as removed;
 - a token the service no longer holds is refused with ``410 Gone`` and the code
   ``syncStateNotFound``: the client starts a full synchronization again.
 
@@ -31,8 +35,13 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hybridge.testing.graph.resources import event_json, occurrence_delta_json, removed_json
-from hybridge.testing.graph.store import CalendarStore, Event, occurrence_id
+from hybridge.testing.graph.resources import (
+    event_json,
+    instance_delta_json,
+    occurrence_delta_json,
+    removed_json,
+)
+from hybridge.testing.graph.store import CalendarStore, Event, Instance, occurrence_id
 
 _END = 1 << 30  # "after every entry of this change"
 
@@ -127,9 +136,13 @@ def _entries(
     store: CalendarStore, state: Round, tz: str, body: str | None
 ) -> list[tuple[tuple[int, int], dict[str, Any]]]:
     out: list[tuple[tuple[int, int], dict[str, Any]]] = []
-    for event in store.changed_after(state.mailbox, state.position[0] - 1):
-        for index, entry in enumerate(_event_entries(event, state, tz, body)):
-            key = (event.seq, index)
+    for record in store.changed_after(state.mailbox, state.position[0] - 1):
+        if isinstance(record, Instance):
+            entries = _instance_entries(store, record, state, tz)
+        else:
+            entries = _event_entries(store, record, state, tz, body)
+        for index, entry in enumerate(entries):
+            key = (record.seq, index)
             if key > state.position:
                 out.append((key, entry))
     return out
@@ -140,14 +153,22 @@ def _in_window(event: Event, state: Round) -> list[dt.datetime]:
     return [s for s in event.occurrences(state.window_end) if s + duration > state.window_start]
 
 
-def _event_entries(event: Event, state: Round, tz: str, body: str | None) -> list[dict[str, Any]]:
+def _event_entries(
+    store: CalendarStore, event: Event, state: Round, tz: str, body: str | None
+) -> list[dict[str, Any]]:
     starts = _in_window(event, state)
+    instances = store.instances_of(event.event_id) if event.pattern is not None else {}
     if event.deleted:
         if event.seq <= state.tombstones_after:
             return []
         if event.pattern is None:
             return [removed_json(event.event_id)]
-        return [removed_json(occurrence_id(event.event_id, s)) for s in starts]
+        # Every instance of the deleted series leaves the view (deleted ones already did).
+        return [
+            removed_json(occurrence_id(event.event_id, s))
+            for s in starts
+            if not _gone(instances.get(s.astimezone(dt.UTC)))
+        ]
     if not starts:
         # Moved out of the window: gone from this view (an initial round just skips it).
         if state.initial or event.pattern is not None:
@@ -155,4 +176,35 @@ def _event_entries(event: Event, state: Round, tz: str, body: str | None) -> lis
         return [removed_json(event.event_id)]
     if event.pattern is None:
         return [event_json(event, tz=tz, body_type=body)]
-    return [occurrence_delta_json(event, s, tz=tz) for s in starts]
+    out: list[dict[str, Any]] = []
+    for start in starts:
+        instance = instances.get(start.astimezone(dt.UTC))
+        if instance is None:
+            out.append(occurrence_delta_json(event, start, tz=tz))
+        elif not instance.deleted:
+            out.append(instance_delta_json(event, instance, tz=tz))
+    return out
+
+
+def _gone(instance: Instance | None) -> bool:
+    return instance is not None and instance.deleted
+
+
+def _instance_entries(
+    store: CalendarStore, instance: Instance, state: Round, tz: str
+) -> list[dict[str, Any]]:
+    """A changed instance on its own: an exception, or a deleted occurrence (``@removed``)."""
+    master = store.get(instance.master_id, include_deleted=True)
+    if master.deleted:
+        return []  # the master's tombstone lists its instances
+    duration = master.end - master.start
+    original = instance.original_start
+    if original >= state.window_end or original + duration <= state.window_start:
+        return []
+    if instance.deleted:
+        if instance.seq <= state.tombstones_after:
+            return []
+        return [removed_json(instance.instance_id)]
+    if master.seq > state.position[0]:
+        return []  # the master's entries, still ahead in this round, list it as it is now
+    return [instance_delta_json(master, instance, tz=tz)]

@@ -5,7 +5,8 @@ One listener serves both hosts a Graph client talks to: the identity platform
 (``/v1.0/...``, graph.microsoft.com). Tests point the backend's ``authority`` and
 ``graph_url`` at :attr:`authority_url` and :attr:`graph_url`.
 
-The Python API (``add_event``, ``update_event``, ``delete_event``, ``set_throttle``,
+The Python API (``add_event``, ``update_event``, ``delete_event``, ``update_occurrence``,
+``delete_occurrence``, ``cancel_occurrence``, ``set_throttle``,
 ``grant``/``revoke``, ``invalidate_delta_tokens``, ``expire_issued_tokens``) changes the
 tenant the way another client or an Exchange admin would, while clients are connected.
 """
@@ -24,7 +25,14 @@ from hybridge.testing.graph.config import GraphTenantConfig, RoleAssignment, Thr
 from hybridge.testing.graph.delta import DeltaTokens
 from hybridge.testing.graph.identity import IdentityPlatform
 from hybridge.testing.graph.server import GraphHttpServer
-from hybridge.testing.graph.store import AttendeeType, BodyType, CalendarStore, Event, Pattern
+from hybridge.testing.graph.store import (
+    AttendeeType,
+    BodyType,
+    CalendarStore,
+    Event,
+    Pattern,
+    occurrence_id,
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,27 @@ class GraphEmulator:
 
     def delete_event(self, event_id: str) -> None:
         self.store.delete(event_id)
+
+    def occurrence_id(self, master_id: str, original_start: dt.datetime) -> str:
+        """The Graph id of the series' occurrence originally at ``original_start``."""
+        return occurrence_id(master_id, original_start)
+
+    def update_occurrence(
+        self, master_id: str, original_start: dt.datetime, **changes: object
+    ) -> str:
+        """Edit one occurrence as its organizer would (it becomes an exception): any of
+        ``subject``, ``body``, ``body_type``, ``location``, ``start``, ``end``. Returns its id.
+        """
+        return self.store.modify_occurrence(master_id, original_start, **changes).instance_id
+
+    def delete_occurrence(self, master_id: str, original_start: dt.datetime) -> str:
+        """Delete (cancel) one occurrence as its organizer would; returns its id."""
+        return self.store.delete_occurrence(master_id, original_start).instance_id
+
+    def cancel_occurrence(self, master_id: str, original_start: dt.datetime) -> str:
+        """Mark one occurrence ``isCancelled``, as an attendee's copy shows an occurrence
+        its organizer cancelled; returns its id."""
+        return self.store.cancel_occurrence(master_id, original_start).instance_id
 
     def event(self, event_id: str) -> Event:
         return self.store.get(event_id)

@@ -11,13 +11,15 @@ table as shipped in ``tzlocal.windows_tz`` (a dependency of exchangelib).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tzlocal.windows_tz import tz_win, win_tz
 
-from hybridge.testing.graph.store import DAYS, Event, occurrence_id
+from hybridge.testing.graph.errors import GraphHttpError
+from hybridge.testing.graph.store import DAYS, Event, Instance, occurrence_id
 
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^";,]+)"?', re.IGNORECASE)
 _PREFER_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
@@ -65,34 +67,34 @@ def _address(address: str) -> dict[str, Any]:
 
 
 def _recurrence(event: Event) -> dict[str, Any] | None:
+    """The ``patternedRecurrence``, shaped as Graph returns it: every pattern property
+    present, the unused ones with zero values (``month: 0``, ``index: "first"``)."""
     p = event.pattern
     if p is None:
         return None
     local_start = event.start.astimezone(ZoneInfo(event.time_zone))
-    if p.count is not None:
-        kind, end, number = "numbered", "0001-01-01", p.count
-    elif p.end_date is not None:
-        kind, end, number = "endDate", p.end_date.isoformat(), 0
-    else:
-        kind, end, number = "noEnd", "0001-01-01", 0
+    kind = p.type
     return {
         "pattern": {
-            "type": p.type,
+            "type": kind,
             "interval": p.interval,
-            "month": 0,
-            "dayOfMonth": 0,
-            "daysOfWeek": list(p.days) if p.type == "weekly" else [],
-            "firstDayOfWeek": "sunday",
-            "index": "first",
+            "month": p.month if kind.endswith("Yearly") else 0,
+            "dayOfMonth": p.day_of_month if kind.startswith("absolute") else 0,
+            "daysOfWeek": list(p.days) if kind in _WITH_DAYS else [],
+            "firstDayOfWeek": p.first_day_of_week,
+            "index": p.index if kind.startswith("relative") else "first",
         },
         "range": {
-            "type": kind,
+            "type": p.range_type,
             "startDate": local_start.date().isoformat(),
-            "endDate": end,
+            "endDate": p.end_date.isoformat() if p.end_date is not None else "0001-01-01",
             "recurrenceTimeZone": windows_name(event.time_zone),
-            "numberOfOccurrences": number,
+            "numberOfOccurrences": p.count or 0,
         },
     }
+
+
+_WITH_DAYS = frozenset({"weekly", "relativeMonthly", "relativeYearly"})
 
 
 def event_json(
@@ -101,34 +103,48 @@ def event_json(
     tz: str,
     body_type: str | None = None,
     occurrence: dt.datetime | None = None,
+    instance: Instance | None = None,
 ) -> dict[str, Any]:
-    """The ``event`` resource; for ``occurrence`` (an original start) the instance."""
+    """The ``event`` resource; for ``occurrence`` (an original start) that occurrence of
+    the series, for ``instance`` that exception (its own fields over the master's)."""
     duration = event.end - event.start
     start = occurrence if occurrence is not None else event.start
     content = event.body
     content_type = event.body_type
-    if body_type == "text" and event.body_type == "html":
+    if instance is not None:
+        start, duration = instance.start, instance.end - instance.start
+        content = instance.body if instance.body is not None else content
+        content_type = instance.body_type or content_type
+    if body_type == "text" and content_type == "html":
         from hybridge.core.meetings import html_to_text
 
-        content, content_type = html_to_text(event.body), "text"
+        content, content_type = html_to_text(content), "text"
     out: dict[str, Any] = {
-        "@odata.etag": event.etag,
+        "@odata.etag": event.etag if instance is None else instance.etag,
         "id": event.event_id,
         "createdDateTime": event.created.isoformat().replace("+00:00", "Z"),
         "lastModifiedDateTime": event.modified.isoformat().replace("+00:00", "Z"),
-        "changeKey": event.change_key,
+        "changeKey": event.change_key if instance is None else instance.change_key,
         "originalStartTimeZone": windows_name(event.time_zone),
         "originalEndTimeZone": windows_name(event.time_zone),
         "iCalUId": event.ical_uid,
-        "subject": event.subject,
+        "subject": event.subject
+        if instance is None or instance.subject is None
+        else instance.subject,
         "bodyPreview": content[:255],
         "isOrganizer": event.organizer == event.mailbox,
+        "isCancelled": instance is not None and instance.cancelled,
         "type": "singleInstance",
         "seriesMasterId": None,
         "body": {"contentType": content_type, "content": content},
         "start": date_time_time_zone(start, tz),
         "end": date_time_time_zone(start + duration, tz),
-        "location": {"displayName": event.location, "locationType": "default"},
+        "location": {
+            "displayName": event.location
+            if instance is None or instance.location is None
+            else instance.location,
+            "locationType": "default",
+        },
         "attendees": [
             {
                 "type": kind,
@@ -141,14 +157,38 @@ def event_json(
         "recurrence": None,
     }
     if event.pattern is not None:
-        if occurrence is None:
+        if instance is not None:
+            out["type"] = "exception"
+            out["id"] = instance.instance_id
+            out["seriesMasterId"] = event.event_id
+            out["originalStart"] = _utc_text(instance.original_start)
+        elif occurrence is None:
             out["type"] = "seriesMaster"
             out["recurrence"] = _recurrence(event)
         else:
             out["type"] = "occurrence"
             out["id"] = occurrence_id(event.event_id, occurrence)
             out["seriesMasterId"] = event.event_id
+            out["originalStart"] = _utc_text(occurrence)
     return out
+
+
+def _utc_text(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def instance_delta_json(event: Event, instance: Instance, *, tz: str) -> dict[str, Any]:
+    """An exception as ``calendarView/delta`` lists it: identity and times, like an
+    occurrence (the client reads the rest with ``GET events/{id}``)."""
+    return {
+        "@odata.type": "#microsoft.graph.event",
+        "@odata.etag": instance.etag,
+        "id": instance.instance_id,
+        "seriesMasterId": event.event_id,
+        "type": "exception",
+        "start": date_time_time_zone(instance.start, tz),
+        "end": date_time_time_zone(instance.end, tz),
+    }
 
 
 def occurrence_delta_json(event: Event, occurrence: dt.datetime, *, tz: str) -> dict[str, Any]:
@@ -178,3 +218,32 @@ def weekday_names(codes: tuple[str, ...]) -> tuple[str, ...]:
     """RFC 5545 weekday codes (``MO``) as Graph's ``dayOfWeek`` names (``monday``)."""
     index = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
     return tuple(DAYS[index.index(c)] for c in codes)
+
+
+def event_changes(payload: bytes) -> dict[str, Any]:
+    """The store changes a PATCH ``event`` body asks for (``subject``, ``body``,
+    ``location``); raises GraphHttpError 400 for anything else, as Graph does."""
+    try:
+        patch = json.loads(payload or b"{}")
+    except ValueError:
+        raise GraphHttpError(400, "BadRequest", "Unable to read JSON request payload.") from None
+    if not isinstance(patch, dict):
+        raise GraphHttpError(400, "BadRequest", "The request payload must be a JSON object.")
+    changes: dict[str, Any] = {}
+    for name, value in patch.items():
+        if name == "subject" and isinstance(value, str):
+            changes["subject"] = value
+        elif name == "body" and isinstance(value, dict):
+            kind = str(value.get("contentType", "text")).lower()
+            if kind not in ("text", "html") or not isinstance(value.get("content"), str):
+                raise GraphHttpError(
+                    400, "ErrorInvalidRequest", f"body contentType {kind!r} must be text or html"
+                )
+            changes["body"], changes["body_type"] = value["content"], kind
+        elif name == "location" and isinstance(value, dict):
+            changes["location"] = str(value.get("displayName", ""))
+        else:
+            raise GraphHttpError(
+                400, "ErrorInvalidProperty", f"The property {name!r} cannot be set here."
+            )
+    return changes

@@ -32,8 +32,13 @@ from hybridge.testing.graph.config import (
 from hybridge.testing.graph.delta import SyncStateNotFoundError
 from hybridge.testing.graph.errors import GraphHttpError, parse_time
 from hybridge.testing.graph.identity import TokenError, TokenFailure
-from hybridge.testing.graph.resources import date_time_time_zone, event_json, prefer
-from hybridge.testing.graph.store import GraphStoreError
+from hybridge.testing.graph.resources import (
+    date_time_time_zone,
+    event_changes,
+    event_json,
+    prefer,
+)
+from hybridge.testing.graph.store import Event, GraphStoreError, Instance
 
 if TYPE_CHECKING:
     from hybridge.testing.graph.emulator import GraphEmulator
@@ -135,6 +140,9 @@ class GraphHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     # -- identity platform ----------------------------------------------------------------
 
     def _openid(self, tenant: str) -> None:
@@ -210,6 +218,9 @@ class GraphHandler(BaseHTTPRequestHandler):
         elif method == "PATCH" and (m := _EVENT.match(path)):
             mailbox = self._authorize(unquote(m.group("user")), _WRITE)
             self._patch_event(mailbox, unquote(m.group("event")))
+        elif method == "DELETE" and (m := _EVENT.match(path)):
+            mailbox = self._authorize(unquote(m.group("user")), _WRITE)
+            self._delete_event(mailbox, unquote(m.group("event")))
         elif method == "GET" and (m := _OOF.match(path)):
             mailbox = self._authorize(unquote(m.group("user")), _SETTINGS)
             self._automatic_replies(mailbox)
@@ -258,7 +269,11 @@ class GraphHandler(BaseHTTPRequestHandler):
             applied.append(f'outlook.timezone="{tz}"')
         self._send(200, out, {"Preference-Applied": ", ".join(applied)} if applied else None)
 
-    def _event(self, mailbox: str, event_id: str) -> tuple[Any, dt.datetime | None]:
+    def _event(
+        self, mailbox: str, event_id: str
+    ) -> tuple[Event, dt.datetime | None, Instance | None]:
+        """(master or single event, original start of an occurrence, its instance)."""
+        store = self.emulator.store
         occurrence = None
         master_id = event_id
         if event_id.startswith("OCC"):
@@ -269,61 +284,42 @@ class GraphHandler(BaseHTTPRequestHandler):
             except ValueError:
                 master_id = ""
         try:
-            event = self.emulator.store.get(master_id)
+            event: Event | None = store.get(master_id)
         except GraphStoreError:
             event = None
-        if event is None or event.mailbox != mailbox:
+        instance = store.instance(event_id) if occurrence is not None else None
+        if (
+            event is None
+            or event.mailbox != mailbox
+            or (occurrence is not None and not store.is_occurrence(event, occurrence))
+            or (instance is not None and instance.deleted)
+        ):
             raise GraphHttpError(
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
-        return event, occurrence
+        return event, occurrence, instance
 
     def _get_event(self, mailbox: str, event_id: str) -> None:
-        event, occurrence = self._event(mailbox, event_id)
+        event, occurrence, instance = self._event(mailbox, event_id)
         tz, _, body = prefer(self.headers)
         self._send(
             200,
-            event_json(event, tz=tz or "UTC", body_type=body, occurrence=occurrence),
-            {"ETag": event.etag},
+            event_json(
+                event, tz=tz or "UTC", body_type=body, occurrence=occurrence, instance=instance
+            ),
+            {"ETag": (instance or event).etag},
         )
 
     def _patch_event(self, mailbox: str, event_id: str) -> None:
-        event, occurrence = self._event(mailbox, event_id)
-        if occurrence is not None:
-            raise GraphHttpError(
-                400, "ErrorInvalidRequest", "The emulator does not edit single occurrences."
-            )
-        try:
-            patch = json.loads(self._body() or b"{}")
-        except ValueError:
-            raise GraphHttpError(
-                400, "BadRequest", "Unable to read JSON request payload."
-            ) from None
-        if not isinstance(patch, dict):
-            raise GraphHttpError(400, "BadRequest", "The request payload must be a JSON object.")
-        changes: dict[str, Any] = {}
-        for name, value in patch.items():
-            if name == "subject" and isinstance(value, str):
-                changes["subject"] = value
-            elif name == "body" and isinstance(value, dict):
-                kind = str(value.get("contentType", "text")).lower()
-                if kind not in ("text", "html") or not isinstance(value.get("content"), str):
-                    raise GraphHttpError(
-                        400,
-                        "ErrorInvalidRequest",
-                        f"body contentType {kind!r} must be text or html",
-                    )
-                changes["body"], changes["body_type"] = value["content"], kind
-            elif name == "location" and isinstance(value, dict):
-                changes["location"] = str(value.get("displayName", ""))
-            else:
-                raise GraphHttpError(
-                    400, "ErrorInvalidProperty", f"The property {name!r} cannot be set here."
-                )
-        with self.emulator.store.lock:
-            current = self.emulator.store.get(event.event_id)
+        event, occurrence, _ = self._event(mailbox, event_id)
+        changes = event_changes(self._body())
+        store = self.emulator.store
+        with store.lock:
+            # An occurrence's ETag is its exception's, or its master's while it has none.
+            current = store.instance(event_id) if occurrence is not None else None
+            etag = (current or store.get(event.event_id)).etag
             if_match = self.headers.get("If-Match")
-            if if_match is not None and if_match not in ("*", current.etag):
+            if if_match is not None and if_match not in ("*", etag):
                 raise GraphHttpError(
                     412,
                     "ErrorIrresolvableConflict",
@@ -331,9 +327,29 @@ class GraphHandler(BaseHTTPRequestHandler):
                     "key passed in the request does not match the current change key for the "
                     "item.",
                 )
-            updated = self.emulator.store.update(event.event_id, **changes)
+            if occurrence is None:
+                updated, instance = store.update(event.event_id, **changes), None
+            else:
+                # Editing one occurrence makes it an exception of its series.
+                instance = store.modify_occurrence(event.event_id, occurrence, **changes)
+                updated = store.get(event.event_id)
         tz, _, _ = prefer(self.headers)
-        self._send(200, event_json(updated, tz=tz or "UTC"), {"ETag": updated.etag})
+        self._send(
+            200,
+            event_json(updated, tz=tz or "UTC", instance=instance),
+            {"ETag": (instance or updated).etag},
+        )
+
+    def _delete_event(self, mailbox: str, event_id: str) -> None:
+        event, occurrence, _ = self._event(mailbox, event_id)
+        if occurrence is None:
+            self.emulator.store.delete(event.event_id)
+        else:
+            self.emulator.store.delete_occurrence(event.event_id, occurrence)
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.send_header("request-id", str(uuid.uuid4()))
+        self.end_headers()
 
     def _automatic_replies(self, mailbox: str) -> None:
         setting = self.emulator.automatic_replies(mailbox)

@@ -7,7 +7,11 @@ query needs (``delta.py``): "what changed after position p" is "events stamped a
 A recurring event is stored once, as its series master, like Exchange does; calendarView
 expands it into occurrences inside the view's window. An occurrence's id is derived from
 its master's id and original start, so the same occurrence keeps the same id across
-requests (Exchange's occurrence ids are built the same way, opaquely).
+requests, and when it becomes an exception (Exchange's occurrence ids are built the same
+way, opaquely). An occurrence that differs from the rule (modified, deleted, cancelled)
+is an :class:`Instance` with its own change stamp; Exchange keeps it inside the master, so
+it also gives the master a new change key (not a new stamp: its other occurrences did not
+change, and calendarView/delta does not list them again).
 """
 
 from __future__ import annotations
@@ -20,33 +24,16 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from hybridge.testing.graph.recurrence import DAYS, Pattern
+
 BodyType = Literal["text", "html"]
 AttendeeType = Literal["required", "optional", "resource"]
-#: Graph's dayOfWeek values, Monday first (``datetime.weekday()`` order).
-DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+__all__ = ["DAYS", "CalendarStore", "Event", "GraphStoreError", "Instance", "Pattern"]
 _MAX_OCCURRENCES = 2000
 
 
 class GraphStoreError(LookupError):
     """An event or mailbox the store does not hold."""
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A Graph recurrence: ``daily`` or ``weekly`` on ``days``, ending by count or date."""
-
-    type: Literal["daily", "weekly"]
-    interval: int = 1
-    days: tuple[str, ...] = ()
-    end_date: dt.date | None = None
-    count: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in ("daily", "weekly") or self.interval < 1:
-            raise ValueError(f"pattern {self.type!r}/{self.interval!r} is not daily/weekly >= 1")
-        bad = [d for d in self.days if d not in DAYS]
-        if bad:
-            raise ValueError(f"days {bad!r} must be among {DAYS}")
 
 
 @dataclass(frozen=True)
@@ -77,39 +64,54 @@ class Event:
         return f'W/"{self.change_key}"'
 
     def occurrences(self, until: dt.datetime) -> list[dt.datetime]:
-        """Starts (aware, in ``time_zone``) of the series up to ``until``; [start] if single.
+        """Original starts (aware, in ``time_zone``) of the series before ``until``;
+        [start] if single.
 
         The rule runs on the organizer's wall clock, so a 10:00 Berlin meeting stays at
         10:00 local across a DST change (its UTC offset moves).
         """
         tz = ZoneInfo(self.time_zone)
-        local = self.start.astimezone(tz).replace(tzinfo=None)
+        local = self.start.astimezone(tz)
         if self.pattern is None:
-            return [local.replace(tzinfo=tz)]
+            return [local]
         p = self.pattern
         out: list[dt.datetime] = []
-        if p.type == "daily":
-            step, cursor, offsets = dt.timedelta(days=p.interval), local, [0]
-        else:
-            step = dt.timedelta(days=7 * p.interval)
-            cursor = local - dt.timedelta(days=local.weekday())
-            days = p.days or (DAYS[local.weekday()],)
-            offsets = sorted(DAYS.index(d) for d in days)
-        while len(out) < _MAX_OCCURRENCES:
-            for offset in offsets:
-                when = cursor + dt.timedelta(days=offset)
-                if when < local:
-                    continue
-                if p.count is not None and len(out) >= p.count:
-                    return out
-                if p.end_date is not None and when.date() > p.end_date:
-                    return out
-                aware = when.replace(tzinfo=tz)
-                if aware >= until:
-                    return out
-                out.append(aware)
-            cursor += step
+        for day in p.dates(local.date()):
+            if len(out) >= _MAX_OCCURRENCES or (p.count is not None and len(out) >= p.count):
+                break
+            if p.end_date is not None and day > p.end_date:
+                break
+            when = dt.datetime.combine(day, local.time(), tz)
+            if when >= until:
+                break
+            out.append(when)
         return out
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One occurrence of a series that differs from its master's rule: modified (an
+    ``exception``), deleted by the organizer, or cancelled in an attendee's copy
+    (``isCancelled``). Stamped with its own change sequence, like an event."""
+
+    instance_id: str
+    master_id: str
+    mailbox: str
+    original_start: dt.datetime  # aware, UTC
+    start: dt.datetime
+    end: dt.datetime
+    subject: str | None = None  # None: the master's
+    body: str | None = None
+    body_type: BodyType | None = None
+    location: str | None = None
+    change_key: str = ""
+    seq: int = 0
+    deleted: bool = False
+    cancelled: bool = False
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.change_key}"'
 
 
 def occurrence_id(master_id: str, original_start: dt.datetime) -> str:
@@ -125,6 +127,7 @@ class CalendarStore:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._events: dict[str, Event] = {}
+        self._instances: dict[str, Instance] = {}
         self._seq: dict[str, int] = {}
 
     def ensure_mailbox(self, mailbox: str) -> None:
@@ -180,6 +183,14 @@ class CalendarStore:
                 modified=dt.datetime.now(dt.UTC),
             )
             self._events[event_id] = updated
+            if event.pattern is not None and {"pattern", "start"} & set(changes):
+                # Exchange drops a series' exceptions when its times or pattern change
+                # (Outlook warns that they "will be lost"): they leave the view.
+                for instance in list(self._instances.values()):
+                    if instance.master_id == event_id and not instance.deleted:
+                        self._instances[instance.instance_id] = replace(
+                            instance, deleted=True, seq=self._bump(event.mailbox)
+                        )
             return updated
 
     def delete(self, event_id: str) -> None:
@@ -188,12 +199,90 @@ class CalendarStore:
             event = self.get(event_id)
             self._events[event_id] = replace(event, deleted=True, seq=self._bump(event.mailbox))
 
-    def changed_after(self, mailbox: str, position: int) -> list[Event]:
-        """Events (and tombstones) of ``mailbox`` stamped after ``position``, in order."""
+    def changed_after(self, mailbox: str, position: int) -> list[Event | Instance]:
+        """Events, instances (and tombstones) of ``mailbox`` stamped after ``position``,
+        in order."""
         with self.lock:
             box = mailbox.lower()
-            found = [e for e in self._events.values() if e.mailbox == box and e.seq > position]
+            found: list[Event | Instance] = [
+                e for e in self._events.values() if e.mailbox == box and e.seq > position
+            ]
+            found += [i for i in self._instances.values() if i.mailbox == box and i.seq > position]
         return sorted(found, key=lambda e: e.seq)
+
+    # -- occurrences ----------------------------------------------------------------------
+
+    def instances_of(self, master_id: str) -> dict[dt.datetime, Instance]:
+        """The master's instances by original start (UTC)."""
+        with self.lock:
+            return {
+                i.original_start: i for i in self._instances.values() if i.master_id == master_id
+            }
+
+    def instance(self, instance_id: str) -> Instance | None:
+        with self.lock:
+            return self._instances.get(instance_id)
+
+    def is_occurrence(self, master: Event, original_start: dt.datetime) -> bool:
+        """True when ``original_start`` is one of the series' starts."""
+        if master.pattern is None:
+            return False
+        when = original_start.astimezone(dt.UTC)
+        starts = master.occurrences(when + dt.timedelta(seconds=1))
+        return bool(starts) and starts[-1].astimezone(dt.UTC) == when
+
+    def _instance(self, master_id: str, original_start: dt.datetime) -> tuple[Event, Instance]:
+        master = self.get(master_id)
+        when = original_start.astimezone(dt.UTC)
+        if not self.is_occurrence(master, when):
+            raise GraphStoreError(f"{when.isoformat()} is not an occurrence of {master_id!r}")
+        found = self._instances.get(occurrence_id(master_id, when))
+        if found is not None and found.deleted:
+            raise GraphStoreError(f"the occurrence {when.isoformat()} of {master_id!r} is deleted")
+        if found is None:
+            duration = master.end - master.start
+            found = Instance(
+                occurrence_id(master_id, when),
+                master_id,
+                master.mailbox,
+                when,
+                when,
+                when + duration,
+            )
+        return master, found
+
+    def _save_instance(self, master: Event, instance: Instance) -> Instance:
+        stored = replace(
+            instance, change_key=secrets.token_urlsafe(12), seq=self._bump(master.mailbox)
+        )
+        self._instances[stored.instance_id] = stored
+        # The master holds its exceptions in Exchange: it has a new change key too.
+        self._events[master.event_id] = replace(
+            master, change_key=secrets.token_urlsafe(12), modified=dt.datetime.now(dt.UTC)
+        )
+        return stored
+
+    def modify_occurrence(
+        self, master_id: str, original_start: dt.datetime, **changes: object
+    ) -> Instance:
+        """Make (or change) the exception at ``original_start``: ``subject``, ``body``,
+        ``body_type``, ``location``, ``start``, ``end``."""
+        with self.lock:
+            master, instance = self._instance(master_id, original_start)
+            return self._save_instance(master, replace(instance, **changes))  # type: ignore[arg-type]
+
+    def delete_occurrence(self, master_id: str, original_start: dt.datetime) -> Instance:
+        """The organizer deletes (cancels) one occurrence: it leaves the series."""
+        with self.lock:
+            master, instance = self._instance(master_id, original_start)
+            return self._save_instance(master, replace(instance, deleted=True))
+
+    def cancel_occurrence(self, master_id: str, original_start: dt.datetime) -> Instance:
+        """An attendee's copy after the organizer cancelled the occurrence: it stays, with
+        ``isCancelled`` true, until the attendee removes it."""
+        with self.lock:
+            master, instance = self._instance(master_id, original_start)
+            return self._save_instance(master, replace(instance, cancelled=True))
 
     def live(self, mailbox: str) -> list[Event]:
         with self.lock:
