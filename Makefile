@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# Test files run in parallel, one file per worker at a time (module fixtures start real
+# processes once per file). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck unit system-deps bench clean
 
@@ -27,7 +30,7 @@ typecheck: $(BIN)/hybridge
 	$(BIN)/mypy
 
 unit: $(BIN)/hybridge
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: system-deps lint typecheck unit
 
