@@ -33,22 +33,37 @@ def actor() -> str:
         return "cli:unknown"
 
 
-def open_exchange(data_dir: Path | None, base_url: str = DEFAULT_BASE_URL) -> ExchangeService:
-    """The service ``create_app`` wires (same database, vault and trust store as the app)."""
+def open_exchange(
+    data_dir: Path | None, base_url: str = DEFAULT_BASE_URL, *, database_url: str | None = None
+) -> ExchangeService:
+    """The service ``create_app`` wires (same database, vault and trust store as the app).
+
+    Exits with the error's status when the database, trust store or vault is unusable.
+    """
     from hybridge.connector.app import create_app
     from hybridge.connector.settings import ConnectorSettings
+    from hybridge.core.errors import HybridgeError
 
     try:
-        settings = ConnectorSettings(data_dir=resolve_data_dir(data_dir), base_url=base_url)
+        settings = ConnectorSettings(
+            data_dir=resolve_data_dir(data_dir),
+            base_url=base_url,
+            database_url=database_url or None,
+        )
     except ValueError as exc:
         fail(str(exc))
-    service: ExchangeService = create_app(settings).state.exchange
+    try:
+        service: ExchangeService = create_app(settings).state.exchange
+    except HybridgeError as exc:
+        fail(str(exc), exc.exit_code)
     return service
 
 
-def open_graph(data_dir: Path | None, base_url: str = DEFAULT_BASE_URL) -> GraphConfigService:
+def open_graph(
+    data_dir: Path | None, base_url: str = DEFAULT_BASE_URL, *, database_url: str | None = None
+) -> GraphConfigService:
     """The Graph configurations of the service ``open_exchange`` returns."""
-    return open_exchange(data_dir, base_url).graph
+    return open_exchange(data_dir, base_url, database_url=database_url).graph
 
 
 def read_secret(prompt: str, missing: str) -> Secret:

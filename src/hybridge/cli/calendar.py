@@ -30,7 +30,7 @@ from hybridge.cli._calendar_common import (
 from hybridge.cli._calendar_common import actor as _actor
 from hybridge.cli._calendar_common import open_exchange as _open
 from hybridge.cli.calendar_graph import graph_app
-from hybridge.cli.common import DataDirOption, JsonOption, print_json
+from hybridge.cli.common import DatabaseUrlOption, DataDirOption, JsonOption, print_json
 
 if TYPE_CHECKING:
     from hybridge.vault import Secret
@@ -103,12 +103,13 @@ def config_set(
         bool, typer.Option("--save-anyway", help="Save even if the connection test fails.")
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create or replace an Exchange configuration; it is tested before it is saved."""
     from hybridge.connector.exchange_config import ExchangeConfig
 
-    service = _open(data_dir)
+    service = _open(data_dir, database_url=database_url)
     fields: dict[str, Any] = {}
     try:
         if config_id is not None:
@@ -145,10 +146,11 @@ def config_set(
 def config_show(
     config_id: Annotated[str, typer.Argument(help="The configuration id.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show one configuration (the password: when and by whom it was set, never its value)."""
-    service = _open(data_dir)
+    service = _open(data_dir, database_url=database_url)
     try:
         view = service.get(config_id).public_view()
     except Exception as exc:
@@ -157,9 +159,13 @@ def config_show(
 
 
 @config_app.command("list")
-def config_list(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+def config_list(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """List the Exchange configurations."""
-    views = [r.public_view() for r in _open(data_dir).configs()]
+    views = [r.public_view() for r in _open(data_dir, database_url=database_url).configs()]
     if json_output:
         print_json({"configs": views})
         return
@@ -178,10 +184,11 @@ def link_create(
         typer.Option("--base-url", help="The connector's URL as the Exchange admin reaches it."),
     ] = DEFAULT_BASE_URL,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a one-time credential-entry link (24 h, single use) for the Exchange admin."""
-    service = _open(data_dir, base_url)
+    service = _open(data_dir, base_url, database_url=database_url)
     try:
         issued = service.create_link(config_id, actor=_actor())
     except Exception as exc:
@@ -199,12 +206,13 @@ def link_create(
 def calendar_test(
     config_id: Annotated[str, typer.Argument(help="The configuration id.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Test a stored configuration: EWS over TLS, impersonating the test mailbox."""
     from hybridge.connector.exchange import test_view
 
-    service = _open(data_dir)
+    service = _open(data_dir, database_url=database_url)
     try:
         result = service.test(config_id, actor=_actor())
     except Exception as exc:

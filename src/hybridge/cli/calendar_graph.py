@@ -29,7 +29,7 @@ from hybridge.cli._calendar_common import (
 )
 from hybridge.cli._calendar_common import actor as _actor
 from hybridge.cli._calendar_common import open_graph as _open
-from hybridge.cli.common import DataDirOption, JsonOption, print_json
+from hybridge.cli.common import DatabaseUrlOption, DataDirOption, JsonOption, print_json
 
 if TYPE_CHECKING:
     from hybridge.vault import Secret
@@ -75,12 +75,13 @@ def graph_set(
         bool, typer.Option("--save-anyway", help="Save even if the connection test fails.")
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create or replace an Exchange Online configuration; it is tested before it is saved."""
     from hybridge.connector.exchange_graph_config import GraphConfig
 
-    service = _open(data_dir)
+    service = _open(data_dir, database_url=database_url)
     fields: dict[str, Any] = {}
     try:
         if config_id is not None:
@@ -113,20 +114,25 @@ def graph_set(
 def graph_show(
     config_id: Annotated[str, typer.Argument(help="The configuration id.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show one configuration (the secret: when and by whom it was set, never its value)."""
     try:
-        view = _open(data_dir).get(config_id).public_view()
+        view = _open(data_dir, database_url=database_url).get(config_id).public_view()
     except Exception as exc:
         fail_on(exc)
     show_view(view, json_output=json_output)
 
 
 @graph_app.command("list")
-def graph_list(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+def graph_list(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """List the Exchange Online configurations."""
-    views = [r.public_view() for r in _open(data_dir).configs()]
+    views = [r.public_view() for r in _open(data_dir, database_url=database_url).configs()]
     if json_output:
         print_json({"configs": views})
         return
@@ -140,13 +146,14 @@ def graph_list(data_dir: DataDirOption = None, json_output: JsonOption = False) 
 def graph_test(
     config_id: Annotated[str, typer.Argument(help="The configuration id.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Test a stored configuration: sign in, read the test mailbox's calendar."""
     from hybridge.connector.exchange_graph import check_view
 
     try:
-        result = _open(data_dir).test(config_id, actor=_actor())
+        result = _open(data_dir, database_url=database_url).test(config_id, actor=_actor())
     except Exception as exc:
         fail_on(exc)
     report_test(result, check_view(result), json_output=json_output, fix_heading=_FIX_HEADING)
@@ -160,11 +167,14 @@ def graph_link(
         typer.Option("--base-url", help="The connector's URL as the admin reaches it."),
     ] = DEFAULT_BASE_URL,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a one-time credential-entry link (24 h, single use) for the client secret."""
     try:
-        issued = _open(data_dir, base_url).create_link(config_id, actor=_actor())
+        issued = _open(data_dir, base_url, database_url=database_url).create_link(
+            config_id, actor=_actor()
+        )
     except Exception as exc:
         fail_on(exc)
     report_link(
@@ -180,10 +190,11 @@ def graph_link(
 def graph_delete(
     config_id: Annotated[str, typer.Argument(help="The configuration id.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Delete a configuration and its client secret."""
     try:
-        _open(data_dir).delete(config_id, actor=_actor())
+        _open(data_dir, database_url=database_url).delete(config_id, actor=_actor())
     except Exception as exc:
         fail_on(exc)
     typer.echo(f"deleted {config_id}")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hybridge.cli.common import (
     EXIT_PROBLEMS,
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     fail,
@@ -33,10 +34,6 @@ edge_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)."),
-]
 OrgOption = Annotated[str, typer.Option("--org", help="Organisation name.")]
 
 

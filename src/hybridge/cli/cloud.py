@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hybridge.cli.common import (
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     ServerCertOption,
@@ -27,14 +28,6 @@ cloud_app = typer.Typer(
 )
 admin_app = typer.Typer(help="Organisations' admins of the cloud portal.", no_args_is_help=True)
 cloud_app.add_typer(admin_app, name="admin")
-
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL (default: SQLite in the data dir; postgresql+psycopg://... accepted).",
-    ),
-]
 
 
 @admin_app.command("create")

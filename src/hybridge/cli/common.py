@@ -37,6 +37,20 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
+DATABASE_URL_ENV = "HYBRIDGE_DATABASE_URL"
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar=DATABASE_URL_ENV,
+        show_envvar=True,
+        show_default=False,
+        help="The role's database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB "
+        "(default: SQLite in the data directory). Prefer the environment variable for a URL "
+        "holding a password: a command line is visible to every local user.",
+    ),
+]
 ServerCertOption = Annotated[
     Path,
     typer.Option("--cert", help="Server certificate chain (PEM).", exists=True, dir_okay=False),
@@ -57,6 +71,20 @@ def resolve_data_dir(option: Path | None, role: str = "connector") -> Path:
     if env:
         return Path(env)
     return Path(platformdirs.user_data_dir("hybridge")) / role
+
+
+def node_database_url(directory: Path, option: str | None) -> str:
+    """The node database URL of a connector or an edge whose data directory is ``directory``.
+
+    ``option`` is ``--database-url`` (or ``$HYBRIDGE_DATABASE_URL``, which Typer reads for
+    it); unset, the SQLite file every node command shares: ``<directory>/hybridge.db``.
+    """
+    if option:
+        return option
+    from hybridge.storage.db import sqlite_url  # imported on use: SQLAlchemy is slow to load
+    from hybridge.truststore.services import DATABASE_NAME
+
+    return sqlite_url(directory / DATABASE_NAME)
 
 
 def print_json(value: Any) -> None:

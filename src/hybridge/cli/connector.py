@@ -12,12 +12,14 @@ import typer
 
 from hybridge.cli.calendar import calendar_app
 from hybridge.cli.common import (
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     ServerCertOption,
     ServerKeyOption,
     configure_logging,
     fail,
+    node_database_url,
     print_json,
     read_password,
     resolve_data_dir,
@@ -52,23 +54,27 @@ def connector_admin_create(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a local admin of the connector's web UI. The password is prompted for."""
-    from hybridge.storage.db import open_database, sqlite_url
-    from hybridge.truststore.services import DATABASE_NAME
+    from hybridge.core.errors import HybridgeError
+    from hybridge.storage.db import open_database
     from hybridge.web.accounts import create_admin
     from hybridge.web.clock import system_clock
 
     directory = resolve_data_dir(data_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     password = read_password(password_stdin)
-    database = open_database(sqlite_url(directory / DATABASE_NAME), "node")
     try:
-        with database.transaction() as db:
-            account = create_admin(db, login, password, system_clock())
-    finally:
-        database.dispose()
+        database = open_database(node_database_url(directory, database_url), "node")
+        try:
+            with database.transaction() as db:
+                account = create_admin(db, login, password, system_clock())
+        finally:
+            database.dispose()
+    except HybridgeError as exc:
+        fail(str(exc), exc.exit_code)
     if json_output:
         print_json({"login": account.login, "admin_id": account.id})
     else:
@@ -80,6 +86,7 @@ def connector_serve(
     cert: ServerCertOption,
     key: ServerKeyOption,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 9443,
     base_url: Annotated[
@@ -141,6 +148,7 @@ def connector_serve(
     from hybridge.connector.control_link import ChannelSettings
     from hybridge.connector.settings import ConnectorSettings
     from hybridge.core.control import Backoff
+    from hybridge.core.errors import HybridgeError
 
     directory = resolve_data_dir(data_dir)
     try:
@@ -153,12 +161,19 @@ def connector_serve(
     public = base_url or f"https://{'localhost' if wildcard else host}:{port}"
     try:
         settings = ConnectorSettings(
-            data_dir=directory, base_url=public, hostname=hostname, bootstrap_file=bootstrap
+            data_dir=directory,
+            base_url=public,
+            hostname=hostname,
+            bootstrap_file=bootstrap,
+            database_url=database_url or None,
         )
     except ValueError as exc:
         fail(str(exc))
     configure_logging(logging.INFO)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except HybridgeError as exc:  # the database, the trust store or the vault is unusable
+        fail(str(exc), exc.exit_code)
     app.state.control.reconfigure(channel)
     typer.echo(f"hybridge connector serving {public}", err=True)
     uvicorn.run(
@@ -174,17 +189,25 @@ def connector_serve(
     )
 
 
-def _registration_service(data_dir: Path | None, bootstrap: Path | None):  # type: ignore[no-untyped-def]
-
+def _registration_service(  # type: ignore[no-untyped-def]
+    data_dir: Path | None, bootstrap: Path | None, database_url: str | None
+):
     from hybridge.connector.app import create_app
     from hybridge.connector.settings import ConnectorSettings
+    from hybridge.core.errors import HybridgeError
 
     directory = resolve_data_dir(data_dir)
     # The base URL only matters for a new registration (the redirect); not used here.
     settings = ConnectorSettings(
-        data_dir=directory, base_url="https://localhost:9443", bootstrap_file=bootstrap
+        data_dir=directory,
+        base_url="https://localhost:9443",
+        bootstrap_file=bootstrap,
+        database_url=database_url or None,
     )
-    return create_app(settings).state.connector
+    try:
+        return create_app(settings).state.connector
+    except HybridgeError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 @connector_app.command("status")
@@ -193,10 +216,11 @@ def connector_status(
         bool, typer.Option("--check", help="Also connect to the cloud (platform trust store).")
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show the connector's registration (and, with --check, whether the cloud verifies)."""
-    services = _registration_service(data_dir, None)
+    services = _registration_service(data_dir, None, database_url)
     registration = services.registration.current()
     result: dict[str, object] = {"registered": registration is not None}
     if registration is not None:
@@ -225,12 +249,13 @@ def connector_status(
 @connector_app.command("deregister")
 def connector_deregister(
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Tell the cloud this connector leaves; remove its credential and the cloud anchors."""
     import getpass
 
-    services = _registration_service(data_dir, None)
+    services = _registration_service(data_dir, None, database_url)
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

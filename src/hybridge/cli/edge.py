@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from hybridge.cli.common import (
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     configure_logging,
@@ -54,9 +55,11 @@ edge_app.add_typer(zone_app, name="zone")
 
 
 @contextlib.contextmanager
-def _zones(data_dir: Path | None) -> Iterator[ZoneStore]:
+def _zones(data_dir: Path | None, database_url: str | None) -> Iterator[ZoneStore]:
     try:
-        with open_zone_store(resolve_data_dir(data_dir, "edge")) as store:
+        with open_zone_store(
+            resolve_data_dir(data_dir, "edge"), database_url=database_url
+        ) as store:
             yield store
     except HybridgeError as exc:
         fail(str(exc), exc.exit_code)
@@ -97,10 +100,11 @@ def zone_add(
         typer.Option("--peer", help="DNS zone: host:port the edge dials to reach the cloud."),
     ] = None,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Add a zone; anything that matches no zone is refused."""
-    with _zones(data_dir) as store:
+    with _zones(data_dir, database_url) as store:
         try:
             zone = Zone(
                 name=name,
@@ -120,9 +124,13 @@ def zone_add(
 
 
 @zone_app.command("list")
-def zone_list(data_dir: DataDirOption = None, json: JsonOption = False) -> None:
+def zone_list(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json: JsonOption = False,
+) -> None:
     """List the zones."""
-    with _zones(data_dir) as store:
+    with _zones(data_dir, database_url) as store:
         zones = store.list()
     if json:
         print_json([z.to_dict() for z in zones])
@@ -142,10 +150,11 @@ def zone_list(data_dir: DataDirOption = None, json: JsonOption = False) -> None:
 def zone_show(
     name: Annotated[str, typer.Argument(help="Zone name.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Show one zone."""
-    with _zones(data_dir) as store:
+    with _zones(data_dir, database_url) as store:
         try:
             zone = store.get(name)
         except HybridgeError as exc:
@@ -160,10 +169,11 @@ def zone_show(
 def zone_remove(
     name: Annotated[str, typer.Argument(help="Zone name.")],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Remove a zone (a running edge keeps its zones until restarted)."""
-    with _zones(data_dir) as store:
+    with _zones(data_dir, database_url) as store:
         try:
             zone = store.remove(name, actor=actor())
         except HybridgeError as exc:
@@ -209,6 +219,7 @@ def serve(
         typer.Option("--metrics-port", help="Serve Prometheus metrics on host:PORT (0: any)."),
     ] = None,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Run the edge until interrupted; SIGHUP reloads zones and trust store.
 
@@ -221,16 +232,17 @@ def serve(
     configure_logging(logging.INFO)
     directory = resolve_data_dir(data_dir, "edge")
     try:
-        with open_zone_store(directory) as store:
+        with open_zone_store(directory, database_url=database_url) as store:
             zones = store.list()
         # The edge's own trust store, platform anchors only: the bootstrap set is for the
         # connector's registration and is never usable here (DESIGN §3.1).
-        with open_trust_store(directory) as trust:
+        with open_trust_store(directory, database_url=database_url) as trust:
             anchors = trust.anchors_for(TrustUse.PLATFORM)
         if not anchors:
             fail(
                 f"the edge's trust store in {str(directory)!r} is empty; add the cloud's CA "
                 f"with 'hybridge trust add --data-dir {directory} FILE'"
+                + (" --database-url ..." if database_url else "")
             )
         settings = EdgeSettings(
             cert_file=cert or directory / "edge.pem",
@@ -246,12 +258,13 @@ def serve(
         )
         server = EdgeServer(settings, zones, anchors)
         install_uvloop()
-        asyncio.run(_run(server, host, metrics_port, functools.partial(_reload, server, directory)))
+        reload = functools.partial(_reload, server, directory, database_url)
+        asyncio.run(_run(server, host, metrics_port, reload))
     except HybridgeError as exc:
         fail(str(exc), exc.exit_code)
 
 
-def _reload(server: object, directory: Path) -> None:
+def _reload(server: object, directory: Path, database_url: str | None) -> None:
     """SIGHUP: read the zones and the trust store again and apply them to ``server``."""
     from hybridge.edge.server import EdgeServer
     from hybridge.truststore import TrustUse, open_trust_store
@@ -259,9 +272,9 @@ def _reload(server: object, directory: Path) -> None:
     assert isinstance(server, EdgeServer)
     log = logging.getLogger("hybridge.edge")
     try:
-        with open_zone_store(directory) as store:
+        with open_zone_store(directory, database_url=database_url) as store:
             zones = store.list()
-        with open_trust_store(directory) as trust:
+        with open_trust_store(directory, database_url=database_url) as trust:
             anchors = trust.anchors_for(TrustUse.PLATFORM)
         if not anchors:
             log.error("reload refused: the trust store is empty; the old configuration stays")

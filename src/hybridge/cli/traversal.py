@@ -17,9 +17,11 @@ import typer
 
 from hybridge.cli.common import (
     EXIT_PROBLEMS,
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     fail,
+    node_database_url,
     print_json,
     resolve_data_dir,
 )
@@ -34,8 +36,7 @@ from hybridge.connector.traversal_config import (
 from hybridge.connector.traversal_errors import TraversalConfigInvalid
 from hybridge.connector.traversal_listener_config import listener_from_fields
 from hybridge.core.errors import HybridgeError
-from hybridge.storage.db import open_database, sqlite_url
-from hybridge.truststore.services import DATABASE_NAME
+from hybridge.storage.db import open_database
 from hybridge.vault import Secret, Vault, configured_source
 
 traversal_app = typer.Typer(
@@ -47,12 +48,12 @@ _MAX_FILE = 64 * 1024
 
 
 @contextlib.contextmanager
-def _store(data_dir: Path | None) -> Iterator[TraversalStore]:
+def _store(data_dir: Path | None, database_url: str | None) -> Iterator[TraversalStore]:
     directory = resolve_data_dir(data_dir)
     database = None
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        database = open_database(sqlite_url(directory / DATABASE_NAME), "node")
+        database = open_database(node_database_url(directory, database_url), "node")
         vault = Vault.open(database, configured_source(directory), create=True, actor=actor())
         yield TraversalStore(database, vault)
     except HybridgeError as exc:
@@ -164,10 +165,11 @@ def traversal_set(
         ),
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Configure the traversal client (replaces any earlier configuration)."""
-    with _store(data_dir) as store:
+    with _store(data_dir, database_url) as store:
         try:
             certificate = _read(cert, "certificate").decode("ascii", "replace") if cert else None
             secret = Secret(_read(key, "key")) if key else None
@@ -199,9 +201,13 @@ def traversal_set(
 
 
 @traversal_app.command("show")
-def traversal_show(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+def traversal_show(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Show the configuration (exit 1 when there is none). The key is never shown."""
-    with _store(data_dir) as store:
+    with _store(data_dir, database_url) as store:
         record = store.get()
     if json_output:
         print_json(
@@ -219,9 +225,13 @@ def traversal_show(data_dir: DataDirOption = None, json_output: JsonOption = Fal
 
 
 @traversal_app.command("clear")
-def traversal_clear(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+def traversal_clear(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json_output: JsonOption = False,
+) -> None:
     """Remove the configuration and the traversal key (exit 1 when there was none)."""
-    with _store(data_dir) as store:
+    with _store(data_dir, database_url) as store:
         removed = store.clear(actor=actor())
     if json_output:
         print_json({"removed": removed})

@@ -1,6 +1,7 @@
 """``hybridge trust``: the connector's CA trust store from the command line.
 
-Thin on purpose: each command opens the store of ``--data-dir``, calls one ``TrustStore``
+Thin on purpose: each command opens the store of ``--data-dir`` (and ``--database-url``:
+the node database of a connector or an edge on PostgreSQL), calls one ``TrustStore``
 method and prints its result as text (Rich) or ``--json``. Errors are one sentence on stderr
 with exit status 2; ``check`` exits 1 when it finds problems.
 """
@@ -22,6 +23,7 @@ from rich.table import Table
 from hybridge.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     fail,
@@ -64,10 +66,11 @@ def actor() -> str:
 
 
 @contextmanager
-def opened(data_dir: Path | None) -> Iterator[TrustStore]:
-    """The trust store of ``--data-dir``; a ``HybridgeError`` becomes one line and status 2."""
+def opened(data_dir: Path | None, database_url: str | None = None) -> Iterator[TrustStore]:
+    """The trust store of ``--data-dir`` (its database: ``--database-url`` when given); a
+    ``HybridgeError`` becomes one line and status 2."""
     try:
-        with open_trust_store(resolve_data_dir(data_dir)) as store:
+        with open_trust_store(resolve_data_dir(data_dir), database_url=database_url) as store:
             yield store
     except HybridgeError as exc:
         fail(str(exc), exc.exit_code)
@@ -170,10 +173,11 @@ def add(
         bool, typer.Option("--allow-non-ca", help="Also accept certificates that are not CAs.")
     ] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Add every certificate of FILES as manual anchors, all or nothing."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         try:
             result = store.add_manual_files(
                 files, actor=actor(), allow_non_ca=allow_non_ca, max_bytes=MAX_INPUT_BYTES
@@ -219,9 +223,13 @@ def add(
 
 
 @trust_app.command("list")
-def list_(data_dir: DataDirOption = None, json: JsonOption = False) -> None:
+def list_(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    json: JsonOption = False,
+) -> None:
     """List the manual and cloud anchors with their status."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         reports = store.list_anchors()
     if json:
         print_json([anchor_json(r) for r in reports])
@@ -237,10 +245,11 @@ def show(
     fingerprint: Annotated[str, typer.Argument(help="SHA-256 fingerprint or a unique prefix.")],
     pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM.")] = False,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Show one anchor, decoded."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         try:
             report = store.find(fingerprint)
         except HybridgeError as exc:
@@ -273,10 +282,11 @@ def remove(
         list[str], typer.Argument(help="SHA-256 fingerprints (or unique prefixes, 8+ digits).")
     ],
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Remove manual anchors (cloud anchors are managed by the cloud)."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         try:
             removed = store.remove_manual(fingerprints, actor=actor())
         except HybridgeError as exc:
@@ -295,9 +305,10 @@ def export(
         typer.Option("--output", "-o", help="Write the bundle to FILE instead of stdout."),
     ] = None,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print the platform-wide PEM bundle (manual + cloud anchors)."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         pem = store.export_pem()
         if output is None:
             sys.stdout.write(pem)
@@ -316,10 +327,11 @@ def check(
         typer.Option("--warn-days", min=0, help="Warn about anchors expiring within N days."),
     ] = 30,
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     json: JsonOption = False,
 ) -> None:
     """Check every anchor; exit 1 if one is not valid or expires within --warn-days."""
-    with opened(data_dir) as store:
+    with opened(data_dir, database_url) as store:
         reports = store.list_anchors(warn_days=warn_days)
     bad = [r for r in reports if not r.ok]
     if json:

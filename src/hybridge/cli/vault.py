@@ -18,15 +18,16 @@ import typer
 from hybridge.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    DatabaseUrlOption,
     DataDirOption,
     JsonOption,
     fail,
+    node_database_url,
     print_json,
     resolve_data_dir,
 )
 from hybridge.core.errors import HybridgeError
-from hybridge.storage.db import Database, open_database, sqlite_url
-from hybridge.truststore.services import DATABASE_NAME
+from hybridge.storage.db import Database, open_database
 from hybridge.vault import (
     CommandKeySource,
     EnvKeySource,
@@ -56,7 +57,9 @@ def _actor() -> str:
 
 
 @contextmanager
-def _opened(data_dir: Path | None) -> Iterator[tuple[Database, MasterKeySource, Path]]:
+def _opened(
+    data_dir: Path | None, database_url: str | None
+) -> Iterator[tuple[Database, MasterKeySource, Path]]:
     """The node database and the configured key source.
 
     A ``HybridgeError`` raised in the ``with`` body too becomes one line on stderr and its
@@ -66,7 +69,7 @@ def _opened(data_dir: Path | None) -> Iterator[tuple[Database, MasterKeySource, 
     database: Database | None = None
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        database = open_database(sqlite_url(directory / DATABASE_NAME), "node")
+        database = open_database(node_database_url(directory, database_url), "node")
         yield database, configured_source(directory), directory
     except HybridgeError as exc:
         fail(str(exc), exc.exit_code)
@@ -87,6 +90,7 @@ def _opened(data_dir: Path | None) -> Iterator[tuple[Database, MasterKeySource, 
 )
 def status(
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     as_json: JsonOption = False,
     verify: Annotated[
         bool,
@@ -98,7 +102,7 @@ def status(
 ) -> None:
     """Print the vault's status (the help text is in the decorator)."""
     failures: list[dict[str, str]] = []
-    with _opened(data_dir) as (database, source, _):
+    with _opened(data_dir, database_url) as (database, source, _):
         report = read_status(database, source)
         if verify and report.key_ok:
             vault = Vault.open(database, source)
@@ -138,9 +142,13 @@ def status(
         "On a vault that exists it changes nothing and only checks that the key opens it."
     ),
 )
-def init(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+def init(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Initialize the vault (the help text is in the decorator)."""
-    with _opened(data_dir) as (database, source, _):
+    with _opened(data_dir, database_url) as (database, source, _):
         vault = Vault.open(database, source, create=True, actor=_actor())
     result = {"master_key_id": vault.master_key_id, "key_location": source.location}
     if as_json:
@@ -215,6 +223,7 @@ ROTATE_KEY_HELP = (
 @vault_app.command("rotate-key", help=ROTATE_KEY_HELP)
 def rotate_key(
     data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
     new_key_env: NewKeyEnvOption = None,
     new_key_command: NewKeyCommandOption = None,
     new_key_file: NewKeyFileOption = None,
@@ -225,7 +234,7 @@ def rotate_key(
     given = [o for o in (new_key_env, new_key_command, new_key_file) if o is not None]
     if len(given) > 1 or (given and finish):
         fail("give at most one of --new-key-env, --new-key-command, --new-key-file, --finish")
-    with _opened(data_dir) as (database, source, _):
+    with _opened(data_dir, database_url) as (database, source, _):
         new_source: MasterKeySource | None = None
         if new_key_env is not None:
             new_source = EnvKeySource(new_key_env)
@@ -241,8 +250,12 @@ def rotate_key(
 
 
 @vault_app.command("rotate-data-key")
-def rotate_data_key_command(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+def rotate_data_key_command(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Create a new data key and re-encrypt every secret under it, in one transaction."""
-    with _opened(data_dir) as (database, source, _):
+    with _opened(data_dir, database_url) as (database, source, _):
         result = rotate_data_key(database, source, actor=_actor())
     _print_result(result, as_json)

@@ -30,7 +30,7 @@ from cryptography import x509
 from hybridge.cloud import callservice_metrics as metrics
 from hybridge.cloud.callservice_edges import EdgeAddress, OrgEdge
 from hybridge.cloud.callservice_errors import CallServiceSetupError
-from hybridge.cloud.callservice_peer import PeerRefusal, handshake_refusal, judge_edge
+from hybridge.cloud.callservice_peer import Refusal, handshake_refusal, judge_edge
 from hybridge.cloud.callservice_uas import CallServiceUas, TestCallMessages, sdp_body
 from hybridge.core.sip import (
     NEED_DATA,
@@ -240,10 +240,10 @@ async def place_test_call(
         )
     except (ssl.SSLError, OSError, TimeoutError) as exc:
         refusal = handshake_refusal(exc)
-        if isinstance(exc, ConnectionRefusedError):
-            refusal = PeerRefusal("connection_refused", f"nothing listens at {target}")
         return report(
-            False, f"TLS to the edge failed ({refusal.reason}): {refusal.line}", "tls_failed"
+            False,
+            f"TLS to the edge at {target} failed ({refusal.reason}): {refusal.line}",
+            "tls_failed",
         )
     try:
         outcome = judge_edge(
@@ -252,7 +252,7 @@ async def place_test_call(
             anchors=anchor_set_for(tuple(anchors)),
             role=PeerRole.SERVER,
         )
-        if isinstance(outcome, PeerRefusal):
+        if isinstance(outcome, Refusal):
             return report(
                 False,
                 f"edge certificate refused ({outcome.reason}): {outcome.line}",

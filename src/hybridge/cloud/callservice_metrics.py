@@ -8,9 +8,10 @@ Labels are bounded sets, never an organisation, an address or a Call-ID: a label
 organisation or peer would grow without bound with the platform (and a refused peer
 chooses its own address); per-organisation detail is in the log lines and the portal.
 
-- ``reason`` of a refused connection: the stable codes of ``callservice_peer`` and
-  ``core.tlsverify.RefusalReason`` (``name_mismatch``, ``untrusted_issuer``, ``expired``,
-  ``no_certificate``, ``handshake_timeout``, ...). The known ones are pre-declared at 0 so
+- ``reason`` of a refused connection: the stable codes the edge uses too,
+  ``hybridge.tls.refusal.REASONS`` (``name_mismatch``, ``untrusted_issuer``, ``expired``,
+  ``no_certificate``, ``handshake_timeout``, ``refused_by_peer``, ...), and
+  ``no_edge_configured``. The known ones are pre-declared at 0 so
   a dashboard sees the series before the first refusal.
 - ``status`` of a call: the final response's status code as text (``"200"``, ``"503"``),
   or ``"none"`` when a placed call got no final response (TLS failed, timed out).
@@ -26,15 +27,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from hybridge.cloud.callservice_peer import (
-    HANDSHAKE_FAILED,
-    HANDSHAKE_TIMEOUT,
-    NO_CERTIFICATE,
-    NO_EDGE,
-    TOO_MANY_CONNECTIONS,
-)
+from hybridge.cloud.callservice_peer import NO_EDGE, REASONS
 from hybridge.core.sip import Request, Response
-from hybridge.core.tlsverify import RefusalReason
 
 TEST_CALL_RESULTS = ("ok", "tls_failed", "edge_refused", "rejected", "failed")
 NO_FINAL = "none"
@@ -64,14 +58,7 @@ TEST_CALLS = Counter(
     ["result"],
 )
 
-for _reason in (
-    *(r.value for r in RefusalReason),
-    NO_CERTIFICATE,
-    HANDSHAKE_FAILED,
-    HANDSHAKE_TIMEOUT,
-    NO_EDGE,
-    TOO_MANY_CONNECTIONS,
-):
+for _reason in (*REASONS, NO_EDGE):
     CONNECTIONS_REFUSED.labels(reason=_reason)
 for _result in TEST_CALL_RESULTS:
     TEST_CALLS.labels(result=_result)

@@ -6,8 +6,8 @@ around): OpenSSL validates the path to the cloud's anchors during the handshake,
 each organisation's configured edge name (``callservice_edges.OrgEdge.policy``). The first
 organisation whose name matches owns the connection; no match refuses it.
 
-The edge package has the same judge for its zones; roles never import each other, so the
-few lines that turn a verdict into a log line live here too.
+The edge package has the same judge for its zones; roles never import each other, so both
+word their refusals through ``hybridge.tls.refusal`` (same reason codes, same lines).
 """
 
 from __future__ import annotations
@@ -17,45 +17,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hybridge.cloud.callservice_edges import OrgEdge
-from hybridge.core.tlsverify import (
-    Accepted,
-    AnchorSet,
-    PeerRole,
-    RefusalReason,
-    Refused,
-    describe_presented_names,
-)
+from hybridge.core.tlsverify import Accepted, AnchorSet, PeerRole, RefusalReason, Refused
 from hybridge.tls import check_peer
+from hybridge.tls.refusal import (
+    HANDSHAKE_FAILED,
+    HANDSHAKE_TIMEOUT,
+    NO_CERTIFICATE,
+    REASONS,
+    TOO_MANY_CONNECTIONS,
+    Refusal,
+    name_mismatch_refusal,
+    verdict_refusal,
+)
+from hybridge.tls.refusal import handshake_refusal as tls_handshake_refusal
 
-#: The presented names in the admin's words (shared with the edge through core).
-described = describe_presented_names
-
-NO_CERTIFICATE = "no_certificate"
-HANDSHAKE_FAILED = "handshake_failed"
-HANDSHAKE_TIMEOUT = "handshake_timeout"
+#: The call service's own reason label, beside ``hybridge.tls.refusal.REASONS``.
 NO_EDGE = "no_edge_configured"
-TOO_MANY_CONNECTIONS = "too_many_connections"
 
-# OpenSSL's X509_V_ERR_* codes (include/openssl/x509_vfy.h) that name a reason we know.
-_VERIFY_CODES: dict[int, RefusalReason] = {
-    2: RefusalReason.UNTRUSTED_ISSUER,
-    18: RefusalReason.UNTRUSTED_ISSUER,
-    19: RefusalReason.UNTRUSTED_ISSUER,
-    20: RefusalReason.UNTRUSTED_ISSUER,
-    21: RefusalReason.UNTRUSTED_ISSUER,
-    9: RefusalReason.NOT_YET_VALID,
-    10: RefusalReason.EXPIRED,
-    22: RefusalReason.CHAIN_TOO_LONG,
-    25: RefusalReason.CHAIN_TOO_LONG,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class PeerRefusal:
-    """A refused peer: a stable reason code and the one line that says why."""
-
-    reason: str
-    line: str
+# ``Refusal`` and the shared codes are re-exported: the call service's modules import
+# them from here, the one place its refusals are made.
+__all__ = [
+    "HANDSHAKE_FAILED",
+    "HANDSHAKE_TIMEOUT",
+    "NO_CERTIFICATE",
+    "NO_EDGE",
+    "REASONS",
+    "TOO_MANY_CONNECTIONS",
+    "EdgeAdmitted",
+    "Refusal",
+    "handshake_refusal",
+    "judge_edge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,34 +58,12 @@ class EdgeAdmitted:
     verdict: Accepted
 
 
-def handshake_refusal(exc: BaseException) -> PeerRefusal:
-    """The refusal for a TLS handshake that failed (OpenSSL's verdict, or the peer's)."""
-    if isinstance(exc, TimeoutError):
-        return PeerRefusal(HANDSHAKE_TIMEOUT, "TLS handshake not completed in time; closed")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = _VERIFY_CODES.get(exc.verify_code, RefusalReason.INVALID_CHAIN)
-        return PeerRefusal(
-            reason.value,
-            f"peer certificate refused ({reason.value}): {exc.verify_message} (OpenSSL verify "
-            f"code {exc.verify_code}); it must chain to the cloud's trust anchors",
-        )
-    if isinstance(exc, ssl.SSLError) and exc.reason in (
-        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
-        "CERTIFICATE_REQUIRED",
-    ):
-        # RFC 8446 §4.4.2.4: a certificate was requested and none was sent.
-        return PeerRefusal(
-            NO_CERTIFICATE,
-            "peer presented no client certificate; the call service requires mutual TLS",
-        )
-    if isinstance(exc, ssl.SSLError) and exc.reason in ("TLSV1_ALERT_UNKNOWN_CA",):
-        return PeerRefusal(
-            RefusalReason.UNTRUSTED_ISSUER.value,
-            "the peer refused our certificate (alert unknown_ca): its trust store lacks the "
-            "root of the call service's certificate",
-        )
-    detail = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
-    return PeerRefusal(HANDSHAKE_FAILED, f"TLS handshake failed: {detail}")
+def handshake_refusal(exc: BaseException) -> Refusal:
+    """The refusal for a TLS handshake that failed (OpenSSL's verdict, or the peer's).
+
+    ``hybridge.tls.refusal.handshake_refusal`` worded for the cloud; never raises.
+    """
+    return tls_handshake_refusal(exc, trust_store="the cloud's trust store")
 
 
 def judge_edge(
@@ -102,7 +72,7 @@ def judge_edge(
     *,
     anchors: AnchorSet,
     role: PeerRole,
-) -> EdgeAdmitted | PeerRefusal:
+) -> EdgeAdmitted | Refusal:
     """The first of ``edges`` whose name rule the peer of ``conn`` passes, or a refusal.
 
     ``role`` is the peer's: ``CLIENT`` for an edge dialling in, ``SERVER`` for the edge a
@@ -110,7 +80,7 @@ def judge_edge(
     mismatch says what the certificate presents and which names are configured.
     """
     if not edges:
-        return PeerRefusal(
+        return Refusal(
             NO_EDGE,
             "no organisation has an edge configured; every edge is refused (set one with "
             "'hybridge cloud edge set --org ORG --subject-name EDGE-NAME')",
@@ -121,18 +91,11 @@ def judge_edge(
         if isinstance(verdict, Accepted):
             return EdgeAdmitted(edge, verdict)
         if verdict.reason is not RefusalReason.NAME_MISMATCH:
-            return PeerRefusal(
-                verdict.reason.value,
-                f"peer certificate refused ({verdict.reason.value}): {verdict.explanation}",
-            )
+            return verdict_refusal(verdict)
         mismatch = verdict
     assert mismatch is not None
-    expected = ", ".join(f"{e.subject_name} ({e.org_name})" for e in edges[:10])
+    expected = " or ".join(f"{e.subject_name} ({e.org_name})" for e in edges[:10])
     more = f" and {len(edges) - 10} more" if len(edges) > 10 else ""
-    return PeerRefusal(
-        RefusalReason.NAME_MISMATCH.value,
-        f"peer certificate identity unacceptable: presented "
-        f"{described(mismatch.presented_names)}; "
-        f"{'no organisation has an edge of that name: ' if len(edges) > 1 else ''}"
-        f"expected {expected}{more}",
+    return name_mismatch_refusal(
+        mismatch.presented_names, expected_by="the call service", expected=expected + more
     )

@@ -45,7 +45,7 @@ from hybridge.cloud.callservice_edges import OrgEdge
 from hybridge.cloud.callservice_errors import CallServiceSetupError
 from hybridge.cloud.callservice_peer import (
     TOO_MANY_CONNECTIONS,
-    PeerRefusal,
+    Refusal,
     handshake_refusal,
     judge_edge,
 )
@@ -210,7 +210,7 @@ class CallServiceServer:
                 await self._server.wait_closed()
             self._server = None
 
-    def _refuse(self, peer: str, refusal: PeerRefusal) -> None:
+    def _refuse(self, peer: str, refusal: Refusal) -> None:
         log.warning(
             "call service: edge connection from %s refused: %s [reason %s]",
             peer,
@@ -226,7 +226,7 @@ class CallServiceServer:
         if self._open >= self.settings.max_connections:
             self._refuse(
                 peer,
-                PeerRefusal(
+                Refusal(
                     TOO_MANY_CONNECTIONS,
                     f"{self._open} connections are open, the limit "
                     f"(max_connections {self.settings.max_connections}); closed at once",
@@ -262,7 +262,7 @@ class CallServiceServer:
         outcome = judge_edge(
             channel.ssl_object, config.edges, anchors=tls.anchors, role=PeerRole.CLIENT
         )
-        if isinstance(outcome, PeerRefusal):
+        if isinstance(outcome, Refusal):
             self._refuse(peer, outcome)
             return
         org = outcome.edge.org_name

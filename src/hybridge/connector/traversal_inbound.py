@@ -3,7 +3,7 @@
 The listener follows the stored configuration, not the edge connection: it is (re)started
 when its settings, the premises server or the connector's certificate change, stopped when
 the configuration goes, and its connections are served by the client's own read loop and
-relay (``TraversalClient._read``), each under its ``conn_id``.
+relay (``traversal_forwarding.PremisesForwarding._read``), each under its ``conn_id``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class PremisesListening:
     _acceptor_anchors: tuple[Any, ...] = ()
 
     async def _read(self, link: Link, config: TraversalConfig) -> None:
-        raise NotImplementedError  # TraversalClient's read loop
+        raise NotImplementedError  # traversal_forwarding's read loop
 
     async def _ensure_listener(self, config: TraversalConfig) -> None:
         """Run the listener ``config`` asks for: (re)started when its settings, the premises

@@ -34,8 +34,14 @@ from hybridge.connector.traversal_relay import Side
 from hybridge.core.control import Backoff
 from hybridge.core.errors import HybridgeError
 from hybridge.core.sip import DEFAULT_MAX_MESSAGE_SIZE, SipStream
-from hybridge.core.tlsverify import NamePolicy, PeerRole, Refused, Use
+from hybridge.core.tlsverify import NamePolicy, PeerRole, RefusalReason, Refused, Use
 from hybridge.tls import check_peer
+from hybridge.tls.refusal import (
+    handshake_refusal,
+    is_refused_by_peer,
+    name_mismatch_refusal,
+    verdict_refusal,
+)
 from hybridge.truststore import TrustStore
 from hybridge.truststore.interfaces import TrustUse
 from hybridge.vault import Secret
@@ -255,8 +261,9 @@ async def open_stream(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A TCP (``context`` None) or TLS stream to ``host:port`` within ``timeout`` seconds.
 
-    Raises ``EdgeRefused`` (reason ``untrusted_certificate``) when OpenSSL's path
-    validation fails, ``EdgeUnreachable`` for anything else; ``what`` names the peer.
+    Raises ``EdgeRefused`` (a ``hybridge.tls.refusal`` reason: ``untrusted_issuer``,
+    ``expired``, ``refused_by_peer``...) when OpenSSL's path validation fails or the peer
+    refuses our certificate, ``EdgeUnreachable`` for anything else; ``what`` names the peer.
     """
     try:
         return await asyncio.wait_for(
@@ -269,15 +276,13 @@ async def open_stream(
             ),
             timeout,
         )
-    except ssl.SSLCertVerificationError as exc:
-        # OpenSSL's path validation against the platform anchors failed: untrusted
-        # issuer, expired, ... — the handshake never completed, nothing was sent.
-        raise EdgeRefused(
-            f"{what} {host}:{port} presented a certificate that fails verification "
-            f"against the platform trust store: {exc.verify_message}",
-            "untrusted_certificate",
-        ) from exc
     except ssl.SSLError as exc:
+        if isinstance(exc, ssl.SSLCertVerificationError) or is_refused_by_peer(exc):
+            # OpenSSL's path validation against the platform anchors failed (untrusted
+            # issuer, expired, ...), or the peer refused our certificate: the handshake
+            # never completed, nothing was sent. Worded and coded as the edge does.
+            refusal = handshake_refusal(exc, trust_store="the platform trust store")
+            raise EdgeRefused(f"{what} {host}:{port}: {refusal.line}", refusal.reason) from exc
         raise EdgeUnreachable(
             f"TLS handshake with {what} {host}:{port} failed: {exc.reason or exc}"
         ) from exc
@@ -302,8 +307,11 @@ def judge_server(writer: asyncio.StreamWriter, name: str, anchors: Any, what: st
     # hybridge.tls: no application data before an Accepted verdict.
     if isinstance(verdict, Refused):
         writer.transport.abort()
-        presented = ", ".join(verdict.presented_names) or "no name"
-        raise EdgeRefused(
-            f"{what} refused: {verdict.explanation} (presented {presented}; expected {name})",
-            verdict.reason.value,
+        refusal = (
+            name_mismatch_refusal(
+                verdict.presented_names, expected_by="the traversal configuration", expected=name
+            )
+            if verdict.reason is RefusalReason.NAME_MISMATCH
+            else verdict_refusal(verdict)
         )
+        raise EdgeRefused(f"{what} refused: {refusal.line}", refusal.reason)

@@ -43,8 +43,9 @@ from hybridge.connector.traversal_errors import ListenerUnavailable
 from hybridge.connector.traversal_link import Link, TraversalSettings
 from hybridge.connector.traversal_listener_config import IpNetwork, PremisesListener
 from hybridge.connector.traversal_relay import Side
-from hybridge.core.tlsverify import NamePolicy, PeerRole, Refused, Use
+from hybridge.core.tlsverify import NamePolicy, PeerRole, RefusalReason, Refused, Use
 from hybridge.tls import TlsError, check_peer, server_context
+from hybridge.tls.refusal import handshake_refusal, name_mismatch_refusal, verdict_refusal
 from hybridge.vault import Secret
 
 log = logging.getLogger("hybridge.connector.traversal")
@@ -254,13 +255,11 @@ class PremisesAcceptor:
                 ),
                 timeout + 1,
             )
-        except ssl.SSLCertVerificationError as exc:
-            # OpenSSL's validation against the platform anchors failed (untrusted, expired).
-            self._refuse(peer, "untrusted_certificate", str(exc.verify_message))
-            return None
         except (ssl.SSLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", None) or exc.__class__.__name__
-            self._refuse(peer, "tls_handshake", f"TLS handshake failed: {reason}")
+            # OpenSSL's validation against the platform anchors failed (untrusted, expired),
+            # or the handshake did: worded and coded as the edge and the cloud do.
+            refusal = handshake_refusal(exc, trust_store="the connector's platform trust store")
+            self._refuse(peer, refusal.reason, refusal.line)
             return None
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         self._open += 1
@@ -283,11 +282,13 @@ class PremisesAcceptor:
         )
         # hybridge.tls: no application data before an Accepted verdict.
         if isinstance(verdict, Refused):
-            presented = ", ".join(verdict.presented_names) or "no name"
-            self._refuse(
-                peer,
-                verdict.reason.value,
-                f"{verdict.explanation} (presented {presented}; expected {name})",
+            refusal = (
+                name_mismatch_refusal(
+                    verdict.presented_names, expected_by="the premises listener", expected=name
+                )
+                if verdict.reason is RefusalReason.NAME_MISMATCH
+                else verdict_refusal(verdict)
             )
+            self._refuse(peer, refusal.reason, refusal.line)
             return False
         return True

@@ -42,7 +42,8 @@ PREMISES_CONNECTED = Gauge(
 LISTENER_REFUSED = Counter(
     "hybridge_connector_traversal_listener_refused_total",
     "Connections to the premises listener refused, by reason (address_not_allowed, "
-    "name_mismatch, untrusted_certificate, tls_handshake, too_many_connections).",
+    "too_many_connections, and the TLS codes the edge uses: name_mismatch, untrusted_issuer, "
+    "expired, no_certificate, handshake_failed, handshake_timeout, ...).",
     ["reason"],
 )
 PREMISES_INBOUND = Gauge(

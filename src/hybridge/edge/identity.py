@@ -3,9 +3,9 @@
 Every connection is judged twice, as ``hybridge.tls`` explains: OpenSSL during the
 handshake (path to the edge's anchors), then ``core.tlsverify.verify_peer`` through
 ``hybridge.tls.check_peer`` (second path validation, chain bounds, EKU, the zone's name
-rule). A peer refused by OpenSSL never reaches our check, so its failure is translated here
-from OpenSSL's verify code into the same reason codes, and every refusal — at either stage —
-is logged as one line and counted under one reason label.
+rule). A peer refused by OpenSSL never reaches our check; ``hybridge.tls.refusal`` (shared
+with the cloud's call-service peer) translates its failure into the same reason codes and
+words every refusal — at either stage — as one log line counted under one reason label.
 """
 
 from __future__ import annotations
@@ -25,45 +25,33 @@ from hybridge.core.tlsverify import (
     PeerRole,
     RefusalReason,
     Refused,
-    describe_presented_names,
     fingerprint,
 )
 from hybridge.edge.zones import Zone
 from hybridge.tls import check_peer
 from hybridge.tls.peer import peer_chain_der
+from hybridge.tls.refusal import (
+    TOO_MANY_CONNECTIONS,
+    Refusal,
+    name_mismatch_refusal,
+    verdict_refusal,
+)
+from hybridge.tls.refusal import handshake_refusal as tls_handshake_refusal
 
-#: Reason labels beyond ``RefusalReason``: failures before or outside the certificate check.
-NO_CERTIFICATE = "no_certificate"
-HANDSHAKE_FAILED = "handshake_failed"
-HANDSHAKE_TIMEOUT = "handshake_timeout"
+#: The edge's own reason label, beside ``hybridge.tls.refusal.REASONS``.
 NO_ZONE = "no_zone"
-TOO_MANY_CONNECTIONS = "too_many_connections"
 
-# OpenSSL's X509_V_ERR_* codes (include/openssl/x509_vfy.h) mapped to our reason codes.
-_VERIFY_CODES: dict[int, RefusalReason] = {
-    2: RefusalReason.UNTRUSTED_ISSUER,  # unable to get issuer certificate
-    18: RefusalReason.UNTRUSTED_ISSUER,  # self-signed certificate
-    19: RefusalReason.UNTRUSTED_ISSUER,  # self-signed certificate in chain
-    20: RefusalReason.UNTRUSTED_ISSUER,  # unable to get local issuer certificate
-    21: RefusalReason.UNTRUSTED_ISSUER,  # unable to verify the first certificate
-    9: RefusalReason.NOT_YET_VALID,  # certificate is not yet valid
-    10: RefusalReason.EXPIRED,  # certificate has expired
-    22: RefusalReason.CHAIN_TOO_LONG,  # certificate chain too long
-    25: RefusalReason.CHAIN_TOO_LONG,  # path length constraint exceeded
-    26: RefusalReason.BAD_KEY_USAGE,  # unsupported certificate purpose
-    28: RefusalReason.BAD_KEY_USAGE,  # certificate rejected
-    7: RefusalReason.MALFORMED,  # certificate signature failure
-    47: RefusalReason.NAME_CONSTRAINTS,  # permitted subtree violation
-    48: RefusalReason.NAME_CONSTRAINTS,  # excluded subtree violation
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A refused connection: the metrics label and the one log line that says why."""
-
-    reason: str
-    line: str
+# ``Refusal`` and ``TOO_MANY_CONNECTIONS`` are re-exported: the edge's modules import
+# them from here, the one place the edge's refusals are made.
+__all__ = [
+    "NO_ZONE",
+    "TOO_MANY_CONNECTIONS",
+    "Admitted",
+    "Refusal",
+    "VerdictCache",
+    "handshake_refusal",
+    "judge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,35 +63,11 @@ class Admitted:
 
 
 def handshake_refusal(exc: BaseException) -> Refusal:
-    """The refusal for a TLS handshake that failed (OpenSSL's verdict, or the peer's)."""
-    if isinstance(exc, TimeoutError):
-        return Refusal(HANDSHAKE_TIMEOUT, "TLS handshake not completed in time; closed")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = _VERIFY_CODES.get(exc.verify_code, RefusalReason.INVALID_CHAIN)
-        return Refusal(
-            reason.value,
-            f"peer certificate refused ({reason.value}): {exc.verify_message} "
-            f"(OpenSSL verify code {exc.verify_code}); it must chain to the edge's trust store",
-        )
-    if isinstance(exc, ssl.SSLError) and exc.reason in (
-        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
-        "CERTIFICATE_REQUIRED",
-    ):
-        # RFC 8446 §4.4.2.4: the server requested a certificate and the client sent none.
-        return Refusal(
-            NO_CERTIFICATE,
-            "peer presented no client certificate; mutual TLS is required on this listener",
-        )
-    if isinstance(exc, ssl.SSLError) and exc.reason in ("EXCESSIVE_MESSAGE_SIZE",):
-        # The Certificate message is above OpenSSL's max_cert_list (100 KiB): a peer that
-        # sends hundreds of intermediates is stopped before any signature is checked.
-        return Refusal(
-            RefusalReason.CHAIN_TOO_LONG.value,
-            "peer certificate refused (chain_too_long): its certificate message is over "
-            "OpenSSL's size limit",
-        )
-    detail = getattr(exc, "reason", None) or type(exc).__name__
-    return Refusal(HANDSHAKE_FAILED, f"TLS handshake failed: {detail}")
+    """The refusal for a TLS handshake that failed (OpenSSL's verdict, or the peer's).
+
+    ``hybridge.tls.refusal.handshake_refusal`` worded for the edge; never raises.
+    """
+    return tls_handshake_refusal(exc, trust_store="the edge's trust store")
 
 
 _ZoneRule = tuple[str, CnRule, bool]
@@ -267,18 +231,11 @@ def judge(
         if isinstance(verdict, Accepted):
             return Admitted(zone, verdict)
         if verdict.reason is not RefusalReason.NAME_MISMATCH:
-            return Refusal(
-                verdict.reason.value,
-                f"peer certificate refused ({verdict.reason.value}): {verdict.explanation}",
-            )
+            return verdict_refusal(verdict)
         mismatch = verdict
     assert mismatch is not None
     expected = " or ".join(
         f"{z.subject_name} (cn={z.cn_rule.value}, wildcards={'on' if z.wildcards else 'off'})"
         for z in zones
     )
-    return Refusal(
-        RefusalReason.NAME_MISMATCH.value,
-        f"peer certificate identity unacceptable: presented "
-        f"{describe_presented_names(mismatch.presented_names)}; zone expects {expected}",
-    )
+    return name_mismatch_refusal(mismatch.presented_names, expected_by="zone", expected=expected)

@@ -113,7 +113,10 @@ def test_wrong_name_is_refused_with_one_line_naming_both(pki: Pki, strict: EdgeP
 def test_right_name_from_an_untrusted_ca_is_refused(pki: Pki, strict: EdgeProcess) -> None:
     rogue = pki.leaf("rogue", issuer=pki.rogue, dns=[CLOUD])
     line = refused_with(strict, strict.cloud_port, pki, rogue, "untrusted_issuer")
-    assert "unable to get local issuer certificate" in line
+    assert (
+        "peer certificate refused (untrusted_issuer): unable to get local issuer certificate "
+        "(OpenSSL verify code 20); it must chain to the edge's trust store"
+    ) in line
 
 
 def test_expired_certificate_is_refused(pki: Pki, strict: EdgeProcess) -> None:

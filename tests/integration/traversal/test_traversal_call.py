@@ -285,8 +285,9 @@ def test_tls_premises_server_verified_by_name(
         connector.wait_log(r"configuration changed; re-dialling", start=start)
         wrong.keep_accepting()  # each TLS handshake completes; our name check then refuses
         connector.wait_log(
-            r"premises server sip:127\.0\.0\.1:\d+;transport=tls refused: .*"
-            r"presented dns:intruder\.example\.test; expected pbx\.example\.test",
+            r"premises server sip:127\.0\.0\.1:\d+;transport=tls refused: peer certificate "
+            r"identity unacceptable: presented SAN DNS:intruder\.example\.test; the traversal "
+            r"configuration expects pbx\.example\.test",
             start=start,
         )
         cloud = _cloud(pki, edge)

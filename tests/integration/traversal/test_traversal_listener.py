@@ -286,8 +286,9 @@ def test_a_tls_premises_client_with_the_wrong_name_is_refused(stack: Stack) -> N
     finally:
         sock.close()
     stack.connector.wait_log(
-        r"refused 127\.0\.0\.1:\d+: .*\(presented dns:intruder\.example\.test; expected "
-        r"pbx\.example\.test\) \[reason name_mismatch\]",
+        r"refused 127\.0\.0\.1:\d+: peer certificate identity unacceptable: presented SAN "
+        r"DNS:intruder\.example\.test; the premises listener expects pbx\.example\.test "
+        r"\[reason name_mismatch\]",
         start=start,
     )
     assert stack.connector.metric(REFUSED, reason="name_mismatch") >= 1
@@ -305,7 +306,11 @@ def test_a_tls_premises_client_without_a_certificate_is_refused(stack: Stack) ->
             assert _closed(sock, 5.0)
         finally:
             sock.close()
-    stack.connector.wait_log(r"refused 127\.0\.0\.1:\d+: TLS handshake failed: .*", start=start)
+    stack.connector.wait_log(
+        r"refused 127\.0\.0\.1:\d+: peer presented no client certificate; mutual TLS is "
+        r"required on this listener \[reason no_certificate\]",
+        start=start,
+    )
 
 
 def test_a_slow_peer_is_timed_out_while_others_go_on(stack: Stack) -> None:

@@ -92,8 +92,9 @@ def test_edge_presenting_another_name_is_refused(
     try:
         start = _configure(connector, impostor.traversal_port, traversal_id)
         connector.wait_log(
-            r"traversal: edge 127\.0\.0\.1:\d+ refused: .*\(presented dns:intruder\.example\."
-            r"test; expected edge\.example\.test\) \[reason name_mismatch\]",
+            r"traversal: edge 127\.0\.0\.1:\d+ refused: peer certificate identity unacceptable: "
+            r"presented SAN DNS:intruder\.example\.test; the traversal configuration expects "
+            r"edge\.example\.test \[reason name_mismatch\]",
             start=start,
         )
         _assert_keeps_redialling(connector, start, "name_mismatch")
@@ -113,12 +114,12 @@ def test_edge_from_an_untrusted_ca_is_refused(
     try:
         start = _configure(connector, rogue.traversal_port, traversal_id)
         connector.wait_log(
-            r"traversal: edge 127\.0\.0\.1:\d+ presented a certificate that fails verification "
-            r"against the platform trust store: unable to get local issuer certificate "
-            r"\[reason untrusted_certificate\]",
+            r"traversal: edge 127\.0\.0\.1:\d+: peer certificate refused \(untrusted_issuer\): "
+            r"unable to get local issuer certificate \(OpenSSL verify code 20\); it must chain "
+            r"to the platform trust store \[reason untrusted_issuer\]",
             start=start,
         )
-        _assert_keeps_redialling(connector, start, "untrusted_certificate")
+        _assert_keeps_redialling(connector, start, "untrusted_issuer")
     finally:
         rogue.stop()
 

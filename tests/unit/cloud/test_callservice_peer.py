@@ -1,36 +1,33 @@
-"""How the call service words a refused edge (pure: no socket)."""
+"""How the call service words a refused edge: the shared wording, with the cloud's store."""
 
 from __future__ import annotations
 
-import ssl
+import socket
 
-from hybridge.cloud.callservice_peer import described, handshake_refusal
+from hybridge.cloud.callservice_peer import NO_EDGE, REASONS, Refusal, handshake_refusal
+from hybridge.tls import refusal as shared
 
 
-def test_presented_names_read_as_the_admin_says_them() -> None:
-    assert described(("dns:a.example", "uri:sip:b.example", "cn:c")) == (
-        "SAN DNS:a.example, URI:sip:b.example and CN c"
+def test_the_cloud_uses_the_shared_refusal_worded_for_its_trust_store() -> None:
+    assert Refusal is shared.Refusal
+    assert handshake_refusal(TimeoutError()) == Refusal(
+        "handshake_timeout", "TLS handshake not completed in time; closed"
     )
-    assert described(()) == "no name at all"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        try:
+            socket.create_connection(probe.getsockname(), timeout=5).close()
+        except ConnectionRefusedError as exc:
+            refused = exc
+        else:
+            raise AssertionError("a bound socket that never listened accepted a connection")
+    assert handshake_refusal(refused) == shared.handshake_refusal(
+        refused, trust_store="the cloud's trust store"
+    )
+    assert handshake_refusal(refused).reason == "connection_refused"
 
 
-def test_handshake_failures_have_a_reason_and_a_line() -> None:
-    timeout = handshake_refusal(TimeoutError())
-    assert (timeout.reason, timeout.line) == (
-        "handshake_timeout",
-        "TLS handshake not completed in time; closed",
-    )
-    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
-    untrusted.verify_code = 20
-    untrusted.verify_message = "unable to get local issuer certificate"
-    refusal = handshake_refusal(untrusted)
-    assert refusal.reason == "untrusted_issuer"
-    assert refusal.line == (
-        "peer certificate refused (untrusted_issuer): unable to get local issuer certificate "
-        "(OpenSSL verify code 20); it must chain to the cloud's trust anchors"
-    )
-    expired = ssl.SSLCertVerificationError(1, "certificate verify failed")
-    expired.verify_code, expired.verify_message = 10, "certificate has expired"
-    assert handshake_refusal(expired).reason == "expired"
-    other = handshake_refusal(ConnectionResetError("reset"))
-    assert other.reason == "handshake_failed" and other.line.startswith("TLS handshake failed")
+def test_its_metric_labels_are_the_edges_plus_its_own() -> None:
+    assert NO_EDGE == "no_edge_configured"
+    assert REASONS is shared.REASONS
+    assert NO_EDGE not in REASONS

@@ -99,6 +99,6 @@ def test_test_call_to_an_edge_of_another_name_fails_with_the_reason(sip_cloud: C
     expected = (
         "Test call failed: edge certificate refused (name_mismatch): peer certificate identity "
         "unacceptable: presented SAN DNS:callservice.hybridge.test and CN "
-        "callservice.hybridge.test; expected edge.acme.example (Acme)"
+        "callservice.hybridge.test; the call service expects edge.acme.example (Acme)"
     )
     assert expected in page.text.replace("&#39;", "'")
