@@ -33,6 +33,7 @@ import icalendar
 from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
 
+from hybridge.calendar.caldav_recurrence import UnsupportedRuleError, recurrence_from_ical
 from hybridge.calendar.errors import (
     BackendError,
     CalendarSettingsError,
@@ -45,14 +46,12 @@ from hybridge.calendar.errors import (
 )
 from hybridge.calendar.interfaces import WriteOutcome
 from hybridge.calendar.model import (
-    WEEKDAYS,
     Attendee,
     AttendeeRole,
     Change,
     ChangePage,
     Meeting,
     OutOfOffice,
-    Recurrence,
 )
 from hybridge.core.meetings import JoinDetails, apply_join_details
 
@@ -112,24 +111,20 @@ def _address(value: Any) -> str:
     return text[7:] if text.lower().startswith("mailto:") else text
 
 
-def _recurrence(rrule: Any) -> Recurrence | None:
-    if rrule is None:
+def _recurrence(master: Any, cal: icalendar.Calendar, start: dt.datetime, tz: str) -> Any:
+    """The series' rule with its EXDATEs and overridden instances; a rule the model cannot
+    carry is logged at warning level and the meeting goes without one (never a wrong rule)."""
+    uid = str(master.get("UID") or "")
+    overrides = [
+        c
+        for c in cal.walk("VEVENT")
+        if c.get("RECURRENCE-ID") is not None and str(c.get("UID") or "") == uid
+    ]
+    try:
+        return recurrence_from_ical(master, overrides, start, tz)
+    except UnsupportedRuleError as exc:
+        log.warning("event %s delivered without its rule: %s", uid, exc)
         return None
-    freq = (rrule.get("FREQ") or [""])[0]
-    if freq not in ("DAILY", "WEEKLY"):
-        log.info("RRULE FREQ=%s not mapped", freq)
-        return None
-    until = (rrule.get("UNTIL") or [None])[0]
-    if isinstance(until, dt.datetime):
-        until = until.date()
-    days = tuple(str(d)[-2:] for d in rrule.get("BYDAY") or () if str(d)[-2:] in WEEKDAYS)
-    return Recurrence(
-        freq,
-        int((rrule.get("INTERVAL") or [1])[0]),
-        days,
-        int(rrule["COUNT"][0]) if rrule.get("COUNT") else None,
-        until,
-    )
 
 
 def _master(cal: icalendar.Calendar) -> Any:
@@ -138,8 +133,13 @@ def _master(cal: icalendar.Calendar) -> Any:
 
 
 def meeting_from_ical(mailbox: str, href: str, etag: str, data: str) -> Meeting | None:
-    """A :class:`Meeting` from iCalendar text, or None when it holds no event (a task)."""
-    event = _master(icalendar.Calendar.from_ical(data))
+    """A :class:`Meeting` from iCalendar text, or None when it holds no event (a task).
+
+    The master VEVENT is the meeting; its RRULE, EXDATEs and the overridden instances in
+    the same resource (RECURRENCE-ID) are its recurrence (``caldav_recurrence``).
+    """
+    cal = icalendar.Calendar.from_ical(data)
+    event = _master(cal)
     if event is None:
         return None
     start = event.decoded("DTSTART")
@@ -171,7 +171,7 @@ def meeting_from_ical(mailbox: str, href: str, etag: str, data: str) -> Meeting 
         body_type="Text",
         location=str(event.get("LOCATION") or ""),
         attendees=tuple(attendees),
-        recurrence=_recurrence(event.get("RRULE")),
+        recurrence=_recurrence(event, cal, _aware(start), _zone_name(start)),
         uid=str(event.get("UID") or ""),
     )
 

@@ -15,14 +15,17 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hybridge.calendar.errors import MeetingValueError
+
+# The recurrence values live in their own module; they are part of this model.
+from hybridge.calendar.recurrence import WEEKDAYS as WEEKDAYS
+from hybridge.calendar.recurrence import Frequency as Frequency
+from hybridge.calendar.recurrence import ModifiedOccurrence as ModifiedOccurrence
+from hybridge.calendar.recurrence import Recurrence as Recurrence
+from hybridge.calendar.recurrence_expand import expand_first
 from hybridge.core.meetings import BodyType, MeetingKeyword, find_keyword, has_join_details
 
 AttendeeRole = Literal["required", "optional", "resource"]
 ChangeKind = Literal["upsert", "delete"]
-Frequency = Literal["DAILY", "WEEKLY"]
-
-#: RFC 5545 §3.3.10 weekday codes, Monday first (``datetime.weekday()`` order).
-WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -62,46 +65,6 @@ class Attendee:
                 f"attendee role {self.role!r} must be required, optional or resource"
             )
         object.__setattr__(self, "address", self.address.lower())
-
-
-@dataclass(frozen=True)
-class Recurrence:
-    """A recurrence rule, the subset both EWS and RFC 5545 express alike.
-
-    ``by_day`` uses RFC 5545 codes (``MO``...); ``count`` None and ``until`` None mean no end.
-    """
-
-    frequency: Frequency
-    interval: int = 1
-    by_day: tuple[str, ...] = ()
-    count: int | None = None
-    until: dt.date | None = None
-
-    def __post_init__(self) -> None:
-        if self.frequency not in ("DAILY", "WEEKLY"):
-            raise MeetingValueError(f"frequency {self.frequency!r} must be DAILY or WEEKLY")
-        if not 1 <= self.interval <= 999:
-            raise MeetingValueError(f"interval {self.interval!r} must be 1..999")
-        bad = [d for d in self.by_day if d not in WEEKDAYS]
-        if bad:
-            raise MeetingValueError(f"by_day {bad!r} must be RFC 5545 weekday codes {WEEKDAYS}")
-        if self.count is not None and self.count < 1:
-            raise MeetingValueError(f"count {self.count!r} must be at least 1")
-        object.__setattr__(self, "by_day", tuple(sorted(set(self.by_day), key=WEEKDAYS.index)))
-
-    @property
-    def rrule(self) -> str:
-        """The rule as RFC 5545 RRULE text, e.g. ``FREQ=WEEKLY;BYDAY=MO``."""
-        parts = [f"FREQ={self.frequency}"]
-        if self.interval != 1:
-            parts.append(f"INTERVAL={self.interval}")
-        if self.by_day:
-            parts.append(f"BYDAY={','.join(self.by_day)}")
-        if self.count is not None:
-            parts.append(f"COUNT={self.count}")
-        if self.until is not None:
-            parts.append(f"UNTIL={self.until:%Y%m%d}")
-        return ";".join(parts)
 
 
 @dataclass(frozen=True)
@@ -168,37 +131,19 @@ class Meeting:
         """True when this mailbox is the organizer's: only that copy is ours to edit."""
         return self.organizer == self.mailbox
 
-    def occurrence_starts(self, limit: int) -> list[dt.datetime]:
-        """The first ``limit`` starts of the series (just ``start`` when not recurring).
+    def occurrence_starts(self, limit: int, before: dt.datetime | None = None) -> list[dt.datetime]:
+        """The first ``limit`` starts of the series (just ``start`` when not recurring),
+        only those before ``before`` when given; deleted occurrences are left out and
+        modified ones are at their new start.
 
         Occurrences keep the wall-clock time in ``start_tz`` (RFC 5545 §3.3.10: the rule
-        is applied to local time), so their UTC offset follows DST.
+        is applied to local time), so their UTC offset follows DST (see
+        ``calendar.recurrence.expand``).
         """
         if self.recurrence is None:
-            return [self.start][:limit]
-        rule, tz = self.recurrence, zone(self.start_tz)
-        local = self.start.replace(tzinfo=None)
-        days = rule.by_day or (WEEKDAYS[local.weekday()],)
-        out: list[dt.datetime] = []
-        step = dt.timedelta(days=1 if rule.frequency == "DAILY" else 7 * rule.interval)
-        week_start = local - dt.timedelta(days=local.weekday())
-        cursor = local if rule.frequency == "DAILY" else week_start
-        while len(out) < limit and (rule.count is None or len(out) < rule.count):
-            candidates = (
-                [cursor]
-                if rule.frequency == "DAILY"
-                else [cursor + dt.timedelta(days=WEEKDAYS.index(d)) for d in days]
-            )
-            for when in candidates:
-                if when < local or len(out) >= limit:
-                    continue
-                if rule.until is not None and when.date() > rule.until:
-                    return out
-                if rule.count is not None and len(out) >= rule.count:
-                    return out
-                out.append(when.replace(tzinfo=tz))
-            cursor += step
-        return out
+            starts = [self.start] if before is None or self.start < before else []
+            return starts[:limit]
+        return expand_first(self.recurrence, self.start, zone(self.start_tz), limit, before)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from hybridge.calendar.errors import CalendarError, MeetingValueError
-from hybridge.calendar.model import Attendee, Meeting, OutOfOffice, Recurrence, canonical_zone
+from hybridge.calendar.model import (
+    Attendee,
+    Meeting,
+    ModifiedOccurrence,
+    OutOfOffice,
+    Recurrence,
+    canonical_zone,
+)
+from hybridge.calendar.recurrence import MAX_EXCEPTIONS, RecurrenceError
 from hybridge.core.meetings import JoinDetails, JoinTemplate, MeetingError
 
 #: A whole JSON document (a meeting with its body) is at most this many bytes; the cloud
@@ -66,7 +74,19 @@ MEETING_FIELDS = frozenset(
         "recurrence",
     }
 )
+#: The first recurrence format (daily and weekly rules): exactly these fields, no "format".
 RECURRENCE_FIELDS = frozenset({"frequency", "interval", "by_day", "count", "until"})
+#: Format 2 (``"format": 2``): every Exchange pattern and the series' exceptions.
+RECURRENCE_V2_FIELDS = RECURRENCE_FIELDS | {
+    "format",
+    "by_month_day",
+    "by_month",
+    "by_set_pos",
+    "week_start",
+    "exdates",
+    "modified",
+}
+MODIFIED_FIELDS = frozenset({"original_start", "start", "end"})
 ATTENDEE_FIELDS = frozenset({"address", "role"})
 JOIN_DETAILS_FIELDS = frozenset({"join_url", "sip_address", "meeting_number", "template"})
 TEMPLATE_FIELDS = frozenset({"header", "footer"})
@@ -92,6 +112,39 @@ def _datetime_to_json(value: dt.datetime) -> str:
     return value.isoformat()
 
 
+def recurrence_to_json(rec: Recurrence) -> dict[str, Any]:
+    """The rule as a JSON-ready dict: the first format when it says the rule (a daily or
+    weekly rule without exceptions, which every peer reads), format 2 otherwise."""
+    doc: dict[str, Any] = {
+        "frequency": rec.frequency,
+        "interval": rec.interval,
+        "by_day": list(rec.by_day),
+        "count": rec.count,
+        "until": None if rec.until is None else rec.until.isoformat(),
+    }
+    if rec.is_basic:
+        return doc
+    doc.update(
+        {
+            "format": 2,
+            "by_month_day": list(rec.by_month_day),
+            "by_month": list(rec.by_month),
+            "by_set_pos": list(rec.by_set_pos),
+            "week_start": rec.week_start,
+            "exdates": [_datetime_to_json(d) for d in rec.exdates],
+            "modified": [
+                {
+                    "original_start": _datetime_to_json(m.original_start),
+                    "start": _datetime_to_json(m.start),
+                    "end": _datetime_to_json(m.end),
+                }
+                for m in rec.modified
+            ],
+        }
+    )
+    return doc
+
+
 def meeting_to_json(meeting: Meeting) -> dict[str, Any]:
     """The meeting as a JSON-ready dict (every field; times with their UTC offsets)."""
     rec = meeting.recurrence
@@ -110,15 +163,7 @@ def meeting_to_json(meeting: Meeting) -> dict[str, Any]:
         "body_type": meeting.body_type,
         "location": meeting.location,
         "attendees": [{"address": a.address, "role": a.role} for a in meeting.attendees],
-        "recurrence": None
-        if rec is None
-        else {
-            "frequency": rec.frequency,
-            "interval": rec.interval,
-            "by_day": list(rec.by_day),
-            "count": rec.count,
-            "until": None if rec.until is None else rec.until.isoformat(),
-        },
+        "recurrence": None if rec is None else recurrence_to_json(rec),
     }
 
 
@@ -254,18 +299,46 @@ def _attendees(value: object) -> tuple[Attendee, ...]:
     return tuple(out)
 
 
+def _int_list(obj: Mapping[str, Any], key: str, prefix: str, limit: int) -> tuple[int, ...]:
+    value = obj[key]
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise WireFormatError(f"{_show(value)} must be a list of integers", field=prefix + key)
+    if len(value) > limit:
+        raise WireTooLargeError(f"has {len(value)} entries; at most {limit}", field=prefix + key)
+    return tuple(value)
+
+
+def _list(obj: Mapping[str, Any], key: str, prefix: str, limit: int) -> list[Any]:
+    value = obj[key]
+    if not isinstance(value, list):
+        raise WireFormatError(f"{_show(value)} must be a list", field=prefix + key)
+    if len(value) > limit:
+        raise WireTooLargeError(f"has {len(value)} entries; at most {limit}", field=prefix + key)
+    return value
+
+
 def _recurrence(value: object) -> Recurrence | None:
     if value is None:
         return None
-    obj = _object(value, "recurrence", RECURRENCE_FIELDS)
     prefix = "recurrence."
+    # Format 2 says so; without "format" the object is the first format, field for field.
+    v2 = isinstance(value, dict) and "format" in value
+    obj = _object(value, "recurrence", RECURRENCE_V2_FIELDS if v2 else RECURRENCE_FIELDS)
+    if v2 and (isinstance(obj["format"], bool) or obj["format"] != 2):
+        raise WireFormatError(
+            f"{_show(obj['format'])} is not a known recurrence format; accepted: 2 (or no "
+            "'format' for the first one)",
+            field=prefix + "format",
+        )
     frequency = _str(obj, "frequency", prefix, 16)
     interval = _int(obj, "interval", prefix)
     by_day = obj["by_day"]
     if not isinstance(by_day, list) or not all(isinstance(d, str) for d in by_day):
         raise WireFormatError(f"{_show(by_day)} must be a list of strings", field=prefix + "by_day")
-    if len(by_day) > 7:
-        raise WireTooLargeError("has more than 7 weekdays", field=prefix + "by_day")
+    if len(by_day) > (77 if v2 else 7):
+        raise WireTooLargeError(f"has {len(by_day)} weekdays", field=prefix + "by_day")
     count = None if obj["count"] is None else _int(obj, "count", prefix)
     until_text = _opt_str(obj, "until", prefix, 16)
     until = None
@@ -276,26 +349,30 @@ def _recurrence(value: object) -> Recurrence | None:
             raise WireFormatError(
                 f"{until_text!r} is not an ISO 8601 date like '2026-12-31'", field=prefix + "until"
             ) from exc
-    try:
-        return Recurrence(frequency, interval, tuple(by_day), count, until)  # type: ignore[arg-type]
-    except MeetingValueError as exc:
-        # Recurrence checks its fields in this order; name the first one that fails.
-        bad = next(
-            (
-                name
-                for name, ok in (
-                    ("frequency", frequency in ("DAILY", "WEEKLY")),
-                    ("interval", 1 <= interval <= 999),
-                    (
-                        "by_day",
-                        all(d in ("MO", "TU", "WE", "TH", "FR", "SA", "SU") for d in by_day),
-                    ),
-                )
-                if not ok
-            ),
-            "count",
+    more: dict[str, Any] = {}
+    if v2:
+        more["by_month_day"] = _int_list(obj, "by_month_day", prefix, 62)
+        more["by_month"] = _int_list(obj, "by_month", prefix, 12)
+        more["by_set_pos"] = _int_list(obj, "by_set_pos", prefix, 366)
+        more["week_start"] = _str(obj, "week_start", prefix, 2)
+        exdates = _list(obj, "exdates", prefix, MAX_EXCEPTIONS)
+        more["exdates"] = tuple(
+            _aware({f"exdates[{i}]": d}, f"exdates[{i}]", prefix) for i, d in enumerate(exdates)
         )
-        raise WireFormatError(str(exc), field=prefix + bad) from exc
+        modified = []
+        for index, item in enumerate(_list(obj, "modified", prefix, MAX_EXCEPTIONS)):
+            field = f"{prefix}modified[{index}]"
+            entry = _object(item, field, MODIFIED_FIELDS)
+            times = {k: _aware(entry, k, f"{field}.") for k in sorted(MODIFIED_FIELDS)}
+            try:
+                modified.append(ModifiedOccurrence(**times))
+            except RecurrenceError as exc:
+                raise WireFormatError(str(exc), field=f"{field}.{exc.field}") from exc
+        more["modified"] = tuple(modified)
+    try:
+        return Recurrence(frequency, interval, tuple(by_day), count, until, **more)  # type: ignore[arg-type]
+    except RecurrenceError as exc:
+        raise WireFormatError(str(exc), field=prefix + exc.field) from exc
 
 
 def meeting_from_json(value: object) -> Meeting:

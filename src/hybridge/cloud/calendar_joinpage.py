@@ -41,7 +41,7 @@ publish it) and ``Referrer-Policy: no-referrer`` (the URL must not leak to any l
 import datetime as dt
 import hmac
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -49,7 +49,9 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from hybridge.calendar import wire
 from hybridge.calendar.model import zone
+from hybridge.calendar.recurrence_text import describe
 from hybridge.cloud.calendar_join import join_url_of, parse_join_path
 from hybridge.cloud.calendar_meetings import details_for, keyword_from_text
 from hybridge.cloud.calendar_models import calendar_meeting, calendar_user
@@ -78,10 +80,20 @@ class MeetingTimes:
     start_tz: str
     end_tz: str
     recurring: bool
+    #: The rule in words ("Monthly on the last weekday"), "" when not recurring.
+    repeats: str = ""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError(f"meeting times must carry their zone: {self.start!r}, {self.end!r}")
+
+
+def _repeats(document: dict[str, Any]) -> str:
+    """The stored meeting's rule in words ("" when none); any wire format decodes."""
+    if not document.get("recurrence"):
+        return ""
+    rule = wire.meeting_from_json(document).recurrence
+    return "" if rule is None else describe(rule)
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,7 @@ def find_join_page(session: Session, key: bytes, base_url: str, path: str) -> Jo
             start_tz=doc["start_tz"],
             end_tz=doc["end_tz"],
             recurring=bool(row.recurring),
+            repeats=_repeats(doc),
         )
     return JoinPage(
         kind=kind,  # type: ignore[arg-type]  # parse_join_path returns only the three kinds

@@ -9,6 +9,7 @@ are derived (``calendar_join``), never stored: the same meeting gets the same de
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from hybridge.calendar import wire
 from hybridge.calendar.model import Meeting, zone
+from hybridge.calendar.recurrence_expand import expand
+from hybridge.calendar.recurrence_text import describe
 from hybridge.cloud.calendar_errors import CalendarInputError
 from hybridge.cloud.calendar_join import join_details
 from hybridge.cloud.calendar_models import calendar_meeting, calendar_meeting_room
@@ -30,7 +33,8 @@ from hybridge.core.meetings import JoinDetails, JoinTemplate, MeetingError, Meet
 
 #: A room device asks for a day or a week; a month bounds the work of one request.
 MAX_ROOM_WINDOW = dt.timedelta(days=31)
-#: Occurrences of one series looked at for a room window (a daily series for 3 years).
+#: Occurrences of one series listed for a room window (more than a 31-day window of a
+#: daily series, moved occurrences included).
 MAX_OCCURRENCES = 1100
 
 
@@ -209,6 +213,8 @@ class MeetingView:
     start_tz: str
     end_tz: str
     recurrence: str | None
+    #: The rule in plain English ("Monthly on the last weekday"), None when not recurring.
+    repeats: str | None
     attendees: int
     keyword: str | None
     join_url: str | None
@@ -224,6 +230,7 @@ class MeetingView:
             "start_tz": self.start_tz,
             "end_tz": self.end_tz,
             "recurrence": self.recurrence,
+            "repeats": self.repeats,
             "attendees": self.attendees,
             "keyword": self.keyword,
             "join_url": self.join_url,
@@ -234,7 +241,9 @@ def _view(row: Any) -> MeetingView:
     doc = row.document
     start_tz, end_tz = doc["start_tz"], doc["end_tz"]
     rec = doc.get("recurrence")
+    # Stored documents of any wire format decode (the first format has no "format").
     meeting = wire.meeting_from_json(doc) if rec else None
+    rule = None if meeting is None else meeting.recurrence
     return MeetingView(
         meeting_id=row.meeting_id,
         uid=row.uid,
@@ -244,9 +253,8 @@ def _view(row: Any) -> MeetingView:
         end=as_utc(row.end_utc).astimezone(zone(end_tz)),  # type: ignore[union-attr]
         start_tz=start_tz,
         end_tz=end_tz,
-        recurrence=None
-        if meeting is None or meeting.recurrence is None
-        else meeting.recurrence.rrule,
+        recurrence=None if rule is None else rule.rrule,
+        repeats=None if rule is None else describe(rule),
         attendees=row.attendees_count,
         keyword=row.keyword,
         join_url=row.join_url,
@@ -262,6 +270,16 @@ def meetings_of(session: Session, org_id: str, mailbox: str) -> list[MeetingView
         .order_by(calendar_meeting.c.start_utc, calendar_meeting.c.meeting_id)
     ).all()
     return [_view(r) for r in rows]
+
+
+def _occurrences(meeting: Meeting, before: dt.datetime) -> Iterator[dt.datetime]:
+    """The meeting's occurrence starts before ``before``, in order (deleted ones left out,
+    moved ones at their new time)."""
+    if meeting.recurrence is None:
+        if meeting.start < before:
+            yield meeting.start
+        return
+    yield from expand(meeting.recurrence, meeting.start, zone(meeting.start_tz), before)
 
 
 def room_meetings(
@@ -328,11 +346,19 @@ def room_meetings(
             base_url,
         )
         length = meeting.end - meeting.start
-        for occurrence in meeting.occurrence_starts(MAX_OCCURRENCES):
-            if occurrence >= end:
-                break
-            if occurrence + length <= start:
+        # A modified occurrence keeps its own length.
+        modified = meeting.recurrence.modified if meeting.recurrence else ()
+        lengths = {m.start.timestamp(): m.end - m.start for m in modified}
+        listed = 0
+        # Bounded by the window's end: a rule is never expanded further than asked, and
+        # a series that began years ago still reaches the window.
+        for occurrence in _occurrences(meeting, end):
+            span = lengths.get(occurrence.timestamp(), length)
+            if occurrence + span <= start:
                 continue
+            listed += 1
+            if listed > MAX_OCCURRENCES:
+                break
             out.append(
                 {
                     "meeting_id": row.meeting_id,
@@ -340,7 +366,7 @@ def room_meetings(
                     "organizer": row.organizer,
                     "subject": row.subject,
                     "start": occurrence.isoformat(),
-                    "end": (occurrence + length).astimezone(zone(meeting.end_tz)).isoformat(),
+                    "end": (occurrence + span).astimezone(zone(meeting.end_tz)).isoformat(),
                     "start_tz": meeting.start_tz,
                     "end_tz": meeting.end_tz,
                     "join_details": None if details is None else wire.join_details_to_json(details),

@@ -37,7 +37,7 @@ from hybridge.testing.ews import (
     EwsEmulator,
     ImpersonationAssignment,
 )
-from hybridge.testing.ews.soap import T, el
+from hybridge.testing.ews.soap import T, el, sub
 from hybridge.testing.graph import (
     CALENDARS_READWRITE,
     MAILBOX_SETTINGS_READ,
@@ -72,6 +72,7 @@ class CalendarHarness(Protocol):
         minutes: int = 60,
         tz: str = "UTC",
         weekly: tuple[str, ...] = (),
+        last_weekday_of_month: int = 0,
         attendees: tuple[str, ...] = (),
         location: str = "",
         organizer: str | None = None,
@@ -158,6 +159,18 @@ class EwsHarness:
             required_attendees=kw.get("attendees", ()),
             recurrence_weekly_days=[_DAYS[d] for d in kw.get("weekly", ())],
         )
+        count = kw.get("last_weekday_of_month", 0)
+        if count:
+            # types.xsd RecurrenceType: the last weekday of every month, COUNT occurrences.
+            rec = el(T, "Recurrence")
+            pattern = sub(rec, T, "RelativeMonthlyRecurrence")
+            sub(pattern, T, "Interval", "1")
+            sub(pattern, T, "DaysOfWeek", "Weekday")
+            sub(pattern, T, "DayOfWeekIndex", "Last")
+            numbered = sub(rec, T, "NumberedRecurrence")
+            sub(numbered, T, "StartDate", start.date().isoformat())
+            sub(numbered, T, "NumberOfOccurrences", str(count))
+            item = self.emulator.store.update_item(item, {"Recurrence": rec})
         return item.item_id
 
     def _item(self, meeting_id: str) -> Any:
@@ -215,6 +228,13 @@ def graph_config(scope: frozenset[str] | None = None) -> GraphTenantConfig:
     )
 
 
+def _graph_pattern(weekly: tuple[str, ...], last_weekday_count: int) -> Pattern | None:
+    if last_weekday_count:
+        weekdays = ("monday", "tuesday", "wednesday", "thursday", "friday")
+        return Pattern("relativeMonthly", 1, weekdays, count=last_weekday_count, index="last")
+    return Pattern("weekly", 1, weekday_names(weekly)) if weekly else None
+
+
 class GraphHarness:
     kind = "graph"
 
@@ -252,7 +272,7 @@ class GraphHarness:
                 location=kw.get("location", ""),
                 organizer=kw.get("organizer"),
                 attendees=tuple((a, "required") for a in kw.get("attendees", ())),
-                pattern=Pattern("weekly", 1, weekday_names(weekly)) if weekly else None,
+                pattern=_graph_pattern(weekly, kw.get("last_weekday_of_month", 0)),
             )
         )
 
@@ -382,6 +402,12 @@ def _ical_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
+def _caldav_rrule(weekly: tuple[str, ...], last_weekday_count: int) -> str:
+    if last_weekday_count:
+        return f"RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT={last_weekday_count}\n"
+    return f"RRULE:FREQ=WEEKLY;BYDAY={','.join(weekly)}\n" if weekly else ""
+
+
 class CaldavHarness:
     kind = "caldav"
     _counter = itertools.count()
@@ -441,7 +467,7 @@ class CaldavHarness:
             tzparam=tzparam,
             start=start.strftime(fmt),
             end=end.strftime(fmt),
-            rrule=f"RRULE:FREQ=WEEKLY;BYDAY={','.join(weekly)}\n" if weekly else "",
+            rrule=_caldav_rrule(weekly, kw.get("last_weekday_of_month", 0)),
             subject=_ical_text(subject),
             body=_ical_text(kw.get("body", "")),
             location=_ical_text(kw.get("location", "")),

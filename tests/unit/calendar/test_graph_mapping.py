@@ -21,7 +21,6 @@ from hybridge.calendar.graph.mapping import (
     parse_date_time,
     recurrence,
 )
-from hybridge.calendar.graph.recurrence import UnmappableRecurrenceError
 from hybridge.calendar.model import Attendee, Recurrence
 
 
@@ -88,14 +87,10 @@ def test_recurrence_patterns_map_to_the_model_subset() -> None:
     assert recurrence(no_end) == Recurrence("WEEKLY", 1, ("MO",))
 
 
-def test_monthly_recurrence_is_refused_not_dropped_and_absent_is_none() -> None:
+def test_monthly_recurrence_is_carried_and_absent_is_none() -> None:
     monthly = {"pattern": {"type": "absoluteMonthly", "dayOfMonth": 3}, "range": _range("noEnd")}
-    with pytest.raises(
-        UnmappableRecurrenceError,
-        match=r"^absoluteMonthly recurrence \(RRULE:FREQ=MONTHLY;BYMONTHDAY=3\) not carried: "
-        "the model's Recurrence has only DAILY and WEEKLY frequencies$",
-    ):
-        recurrence(monthly)
+    assert recurrence(monthly) == Recurrence("MONTHLY", by_month_day=(3,))
+    assert recurrence(monthly).rrule == "FREQ=MONTHLY;BYMONTHDAY=3"  # type: ignore[union-attr]
     assert recurrence(None) is None
 
 

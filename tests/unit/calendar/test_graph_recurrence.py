@@ -1,22 +1,25 @@
 """Graph ``patternedRecurrence`` -> exact RRULE text and the model's Recurrence: every
-pattern and range type, what is refused as malformed and what is flagged as unmappable."""
+pattern and range type mapped onto the model, and what is refused as malformed."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.rrule import rrulestr
 
 from hybridge.calendar.graph.mapping import map_event
 from hybridge.calendar.graph.recurrence import (
     GraphRecurrence,
     RecurrenceValueError,
-    UnmappableRecurrenceError,
     model_recurrence,
     parse_recurrence,
 )
 from hybridge.calendar.model import Recurrence
+from hybridge.calendar.recurrence_expand import expand_first
 
 
 def graph(pattern: dict[str, Any], span: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,24 +133,29 @@ def test_daily_and_weekly_map_occurrence_for_occurrence(
         ),
     ],
 )
-def test_other_patterns_are_refused_with_their_exact_rrule(
+def test_other_patterns_map_to_the_model_occurrence_for_occurrence(
     pattern: dict[str, Any], span: dict[str, Any], rrule: str
 ) -> None:
     rule = parse_recurrence(graph(pattern, span))
     assert rule.rrule("Europe/Berlin") == rrule
-    with pytest.raises(UnmappableRecurrenceError) as caught:
-        model_recurrence(rule, "Europe/Berlin")
-    assert f"(RRULE:{rrule}) not carried: " in str(caught.value)
+    model = model_recurrence(rule, "Europe/Berlin")
+    # The model's rule is Graph's, except UNTIL (the model's is the local end date) and a
+    # WKST that does not change the weeks.
+    graph_parts = [p for p in rrule.split(";") if not p.startswith(("UNTIL=", "WKST="))]
+    model_parts = [p for p in model.rrule.split(";") if not p.startswith(("UNTIL=", "WKST="))]
+    assert model_parts == graph_parts
+    assert model.until == rule.end_date
+    start = dt.datetime(2027, 1, 4, 9, tzinfo=ZoneInfo("Europe/Berlin"))
+    expected = list(itertools.islice(rrulestr(f"RRULE:{rrule}", dtstart=start), 25))
+    # dateutil on the Graph rule from a start that may not be an occurrence: compare the
+    # occurrences from the first one on.
+    first = expected[0] if expected else start
+    assert expand_first(model, first, ZoneInfo("Europe/Berlin"), 25) == expected
 
 
-def test_the_refusal_says_why() -> None:
+def test_a_week_start_that_changes_the_weeks_is_carried() -> None:
     monthly = parse_recurrence(graph({"type": "relativeMonthly", "daysOfWeek": ["friday"]}))
-    with pytest.raises(
-        UnmappableRecurrenceError,
-        match=r"^relativeMonthly recurrence \(RRULE:FREQ=MONTHLY;BYDAY=FR;BYSETPOS=1\) not "
-        r"carried: the model's Recurrence has only DAILY and WEEKLY frequencies$",
-    ):
-        model_recurrence(monthly)
+    assert model_recurrence(monthly) == Recurrence("MONTHLY", by_day=("FR",), by_set_pos=(1,))
     weekly = parse_recurrence(
         graph(
             {
@@ -158,8 +166,7 @@ def test_the_refusal_says_why() -> None:
             }
         )
     )
-    with pytest.raises(UnmappableRecurrenceError, match="weeks start on SA and the model's"):
-        model_recurrence(weekly)
+    assert model_recurrence(weekly) == Recurrence("WEEKLY", 3, ("TU", "SA"), week_start="SA")
 
 
 @pytest.mark.parametrize(
@@ -275,13 +282,10 @@ def _series(recurrence: dict[str, Any], zone: str = "W. Europe Standard Time") -
     }
 
 
-def test_an_unmappable_series_is_delivered_without_a_rule_and_flagged() -> None:
+def test_a_monthly_series_is_carried_and_a_malformed_one_flagged() -> None:
     mapped = map_event("a@b.c", _series(graph({"type": "absoluteMonthly", "dayOfMonth": 4})))
-    assert mapped.meeting.recurrence is None and mapped.meeting.meeting_id == "AAMkS"
-    assert mapped.problems == (
-        "absoluteMonthly recurrence (RRULE:FREQ=MONTHLY;BYMONTHDAY=4) not carried: the "
-        "model's Recurrence has only DAILY and WEEKLY frequencies",
-    )
+    assert mapped.meeting.recurrence == Recurrence("MONTHLY", by_month_day=(4,))
+    assert mapped.problems == () and mapped.meeting.meeting_id == "AAMkS"
     malformed = map_event("a@b.c", _series(graph({"type": "weekly"})))
     assert malformed.meeting.recurrence is None
     assert malformed.problems == (

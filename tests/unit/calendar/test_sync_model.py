@@ -74,7 +74,7 @@ def test_attendee_and_recurrence_validation() -> None:
         Attendee("bob")
     with pytest.raises(MeetingValueError, match="role 'chair' must be"):
         Attendee("b@c.d", "chair")  # type: ignore[arg-type]
-    with pytest.raises(MeetingValueError, match=r"by_day \['XX'\] must be"):
+    with pytest.raises(MeetingValueError, match=r"by_day 'XX' must be an RFC 5545 weekday code"):
         Recurrence("WEEKLY", by_day=("XX",))
     with pytest.raises(MeetingValueError, match="frequency 'HOURLY' must be"):
         Recurrence("HOURLY")  # type: ignore[arg-type]

@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 
 from hybridge.calendar import wire
 from hybridge.calendar.errors import CalendarError
-from hybridge.calendar.model import WEEKDAYS, Attendee, Meeting, OutOfOffice, Recurrence, zone
+from hybridge.calendar.model import (
+    WEEKDAYS,
+    Attendee,
+    Meeting,
+    ModifiedOccurrence,
+    OutOfOffice,
+    Recurrence,
+    zone,
+)
+from hybridge.calendar.recurrence import FREQUENCIES
 from hybridge.core.meetings import JoinDetails, JoinTemplate
 
 BERLIN = zone("Europe/Berlin")
@@ -89,6 +98,67 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 _ADDR = st.from_regex(r"[a-z0-9._-]{1,12}@[a-z0-9-]{1,10}\.test", fullmatch=True)
 
 
+_INSTANTS = st.datetimes(
+    dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1), timezones=_ZONES.map(zone)
+)
+
+
+@st.composite
+def recurrences(draw: st.DrawFn) -> Recurrence:
+    """Any rule of the model: every frequency and rule part, with exceptions."""
+    frequency = draw(st.sampled_from(FREQUENCIES))
+    day = st.sampled_from(WEEKDAYS)
+    by_day: tuple[str, ...] = ()
+    by_month_day: tuple[int, ...] = ()
+    by_month: tuple[int, ...] = ()
+    by_set_pos: tuple[int, ...] = ()
+    if frequency in ("DAILY", "WEEKLY"):
+        by_day = tuple(draw(st.lists(day, max_size=7)))
+    else:
+        # Exchange's shapes: days (with an ordinal, or with a set position) or month days.
+        shape = draw(st.sampled_from(["days", "ordinals", "month_days"]))
+        by_month = tuple(draw(st.lists(st.integers(1, 12), max_size=3)))
+        if shape == "ordinals":
+            ordinal = st.sampled_from([1, 2, 3, 4, 5, -1, -2])
+            pair = st.tuples(ordinal, st.sampled_from(WEEKDAYS))
+            by_day = tuple(f"{n}{d}" for n, d in draw(st.lists(pair, min_size=1, max_size=3)))
+        elif shape == "days":
+            by_day = tuple(draw(st.lists(day, min_size=1, max_size=7, unique=True)))
+            by_set_pos = tuple(draw(st.lists(st.sampled_from([1, 2, 3, 4, -1]), max_size=2)))
+        else:
+            days = st.integers(1, 28) | st.integers(-28, -1)
+            by_month_day = tuple(draw(st.lists(days, min_size=1, max_size=4, unique=True)))
+            by_set_pos = tuple(draw(st.lists(st.sampled_from([1, -1]), max_size=1)))
+    end = draw(st.sampled_from(["none", "count", "until"]))
+    exdates = draw(st.lists(_INSTANTS, max_size=3, unique_by=lambda d: d.timestamp()))
+    taken = {d.timestamp() for d in exdates}
+    originals = draw(
+        st.lists(
+            _INSTANTS.filter(lambda d: d.timestamp() not in taken),
+            max_size=3,
+            unique_by=lambda d: d.timestamp(),
+        )
+    )
+    modified = []
+    for original in originals:
+        moved = draw(_INSTANTS)
+        length = draw(st.timedeltas(dt.timedelta(0), dt.timedelta(hours=5)))
+        modified.append(ModifiedOccurrence(original, moved, moved + length))
+    return Recurrence(
+        frequency,
+        draw(st.integers(1, 999)),
+        by_day,
+        draw(st.integers(1, 500)) if end == "count" else None,
+        draw(st.dates()) if end == "until" else None,
+        by_month_day=by_month_day,
+        by_month=by_month,
+        by_set_pos=by_set_pos,
+        week_start=draw(st.sampled_from(WEEKDAYS)),
+        exdates=tuple(exdates),
+        modified=tuple(modified),
+    )
+
+
 @st.composite
 def meetings(draw: st.DrawFn) -> Meeting:
     start_tz, end_tz = draw(_ZONES), draw(_ZONES)
@@ -98,17 +168,7 @@ def meetings(draw: st.DrawFn) -> Meeting:
         )
     )
     length = draw(st.timedeltas(dt.timedelta(0), dt.timedelta(days=3)))
-    recurrence = draw(
-        st.none()
-        | st.builds(
-            Recurrence,
-            st.sampled_from(["DAILY", "WEEKLY"]),
-            st.integers(1, 999),
-            st.lists(st.sampled_from(WEEKDAYS), max_size=7).map(tuple),
-            st.none() | st.integers(1, 500),
-            st.none() | st.dates(),
-        )
-    )
+    recurrence = draw(st.none() | recurrences())
     return Meeting(
         mailbox=draw(_ADDR),
         meeting_id=draw(_TEXT.filter(bool)),
@@ -244,7 +304,7 @@ def test_bad_recurrence_names_the_field() -> None:
     doc["recurrence"]["by_day"] = ["XX"]
     assert _refused(doc).field == "recurrence.by_day"
     doc = _doc()
-    doc["recurrence"]["frequency"] = "YEARLY"
+    doc["recurrence"]["frequency"] = "HOURLY"
     assert _refused(doc).field == "recurrence.frequency"
     doc = _doc()
     doc["recurrence"]["until"] = "2026-13-01"

@@ -7,7 +7,8 @@ date with ``strptime``; on an initial sync that was most of the connector's CPU.
 :class:`ItemView` holds only the :data:`FIELDS` the connector asks the server for:
 
 - most fields are parsed by exchangelib's own field objects, so the values are exactly what
-  a ``CalendarItem`` would hold (subject, body with its type, location, recurrence, uid);
+  a ``CalendarItem`` would hold (subject, body with its type, location, recurrence and the
+  series' modified and deleted occurrences, uid);
 - the time zones go through exchangelib's field too, once per distinct Windows zone id
   (the result depends on the id alone): a year of meetings has a handful of zones;
 - start and end in EWS's canonical UTC form (``2027-01-04T09:00:00Z``, what Exchange sends)
@@ -44,6 +45,9 @@ FIELDS = (
     "optional_attendees",
     "resources",
     "recurrence",
+    # A series' exceptions live on its master (EWS never lists occurrences as items).
+    "modified_occurrences",
+    "deleted_occurrences",
     "uid",
 )
 CALENDAR_ITEM_TAG = CalendarItem.response_tag()
@@ -53,7 +57,18 @@ _ATTENDEE_PATH = f"{{{TNS}}}Attendee/{_ADDRESS_PATH}"
 
 _BY_NAME = {f: CalendarItem.get_field_by_fieldname(f) for f in FIELDS}
 #: Parsed by exchangelib's field as it is.
-_PLAIN = tuple(_BY_NAME[f] for f in ("subject", "body", "location", "recurrence", "uid"))
+_PLAIN = tuple(
+    _BY_NAME[f]
+    for f in (
+        "subject",
+        "body",
+        "location",
+        "recurrence",
+        "modified_occurrences",
+        "deleted_occurrences",
+        "uid",
+    )
+)
 _TIMES = tuple(_BY_NAME[f] for f in ("start", "end"))
 _ZONES = tuple(_BY_NAME[f] for f in ("_start_timezone", "_end_timezone"))
 _ORGANIZER_TAG = _BY_NAME["organizer"].response_tag()

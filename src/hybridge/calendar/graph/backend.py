@@ -9,16 +9,18 @@
   cloud wants one meeting per series with its recurrence: plain ``occurrence`` instances
   are folded into their series master, read once per page and delivered again only when
   its change key moved. An ``exception`` (a modified occurrence) is a meeting of its own
-  (its id, times, subject and body, no rule; the model has no per-occurrence exceptions),
-  and join details are written into it by its own id. A cancelled instance (``@removed``,
-  or ``isCancelled`` on an attendee's copy) is a ``delete`` of that instance's id.
+  (its id, times, subject and body, no rule; the master does not list it among its
+  ``modified`` occurrences), and join details are written into it by its own id. A
+  cancelled instance (``@removed``, or ``isCancelled`` on an attendee's copy) is a
+  ``delete`` of that instance's id.
 - Deleted items come as ``@removed`` with only their id, so a deleted series shows up as
   removed instance ids: the state keeps the ids and change keys of the series masters
   seen, and a page with removals re-reads them: 404 is a deleted series, a new change key
   (deleting an occurrence changes its master in Exchange) an upsert of the master.
-- A recurrence the model cannot carry (monthly, yearly, a week start that matters) is
-  delivered without a rule and *flagged*: a warning naming the meeting and the exact
-  RRULE, and :meth:`GraphBackend.unmapped` lists it per mailbox until it maps again.
+- Every recurrence pattern maps onto the model's rule. What still cannot be carried (a
+  malformed recurrence, a custom time zone) is delivered as it can be and *flagged*: a
+  warning naming the meeting, and :meth:`GraphBackend.unmapped` lists it per mailbox until
+  it maps cleanly again.
 - The view's window is fixed by the first request of a round; when half of its future
   has passed, ``changes`` raises InvalidSyncStateError so the engine resyncs that mailbox
   with a window that starts now (and ``retain_only`` drops what fell out of it).

@@ -8,10 +8,10 @@ Windows names are mapped to IANA with CLDR's windowsZones table as shipped in
 ``tzlocal.windows_tz`` (a dependency of exchangelib); writing that table by hand would
 only make it go stale.
 
-Recurrence: ``recurrence.py`` reads Graph's ``patternedRecurrence`` exactly and maps what
-the model can say (daily; weekly when its week start does not matter). Anything else is
-not dropped silently: :func:`map_event` returns the meeting without a rule *and* the
-problem, with the rule's exact RRULE, for the backend to flag.
+Recurrence: ``recurrence.py`` reads Graph's ``patternedRecurrence`` exactly and maps all
+six patterns onto the model's rule. A malformed one is not dropped silently:
+:func:`map_event` returns the meeting without a rule *and* the problem, for the backend to
+flag. The master carries no exceptions: Graph delivers them as instances of their own.
 
 Instances: an ``exception`` (a modified occurrence) is a meeting of its own, with its own
 id, times, subject and body, and no rule; ``isCancelled`` (an attendee's copy of a
@@ -30,7 +30,6 @@ from tzlocal.windows_tz import win_tz
 from hybridge.calendar.errors import MeetingValueError
 from hybridge.calendar.graph.recurrence import (
     RecurrenceValueError,
-    UnmappableRecurrenceError,
     model_recurrence,
     parse_recurrence,
 )
@@ -91,8 +90,7 @@ def _address(value: Any) -> str:
 def recurrence(value: dict[str, Any] | None, zone_name: str = "UTC") -> Recurrence | None:
     """The model's Recurrence for a Graph ``patternedRecurrence`` (None: not recurring).
 
-    Raises RecurrenceValueError for a malformed one and UnmappableRecurrenceError for one
-    the model cannot say (see ``recurrence.model_recurrence``).
+    Raises RecurrenceValueError for a malformed one (see ``recurrence.model_recurrence``).
     """
     if not value:
         return None
@@ -112,9 +110,10 @@ class MappedEvent:
 def map_event(mailbox: str, event: dict[str, Any]) -> MappedEvent:
     """A :class:`MappedEvent` from a Graph ``event`` (single, series master or exception).
 
-    A recurrence the model cannot carry leaves the meeting without a rule and is named in
-    ``problems`` (never a wrong rule, never silence). Raises MeetingValueError when the
-    event itself cannot be represented (no start, end before start ...).
+    A malformed recurrence leaves the meeting without a rule and is named in ``problems``
+    (never a wrong rule, never silence), as is a zone whose DST rules are unknown. Raises
+    MeetingValueError when the event itself cannot be represented (no start, end before
+    start ...).
     """
     start, end = parse_date_time(event.get("start")), parse_date_time(event.get("end"))
     pattern = event.get("recurrence")
@@ -142,8 +141,6 @@ def map_event(mailbox: str, event: dict[str, Any]) -> MappedEvent:
             )
         try:
             rule = recurrence(pattern, start_tz)
-        except UnmappableRecurrenceError as exc:
-            problems.append(str(exc))
         except RecurrenceValueError as exc:
             problems.append(f"recurrence refused: {exc}")
     attendees = []

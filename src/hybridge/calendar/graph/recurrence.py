@@ -23,11 +23,11 @@ saved; RFC 5545's plain BYMONTHDAY would skip those months). And several ``daysO
 an ``index`` count the n-th of *any* of those days in the month ("the second weekend
 day"; the docs: "counted from the first instance in the month"), which is BYSETPOS.
 
-:func:`model_recurrence` maps a rule onto :class:`~hybridge.calendar.model.Recurrence`,
-which has only DAILY and WEEKLY with weeks that start on Monday. Everything else raises
-:class:`UnmappableRecurrenceError` whose message names the rule and its exact RRULE: the
-backend delivers such a meeting without a rule and flags it, it never sends a rule that
-would put occurrences on the wrong days.
+:func:`model_recurrence` maps every pattern onto
+:class:`~hybridge.calendar.model.Recurrence` through
+``calendar.recurrence_exchange.exchange_recurrence`` (the table above, shared with EWS);
+the model's ``rrule`` is the same rule with UNTIL as the local end date.
+:class:`UnmappableRecurrenceError` stays for callers that catch it; nothing raises it now.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 
 from hybridge.calendar.errors import MeetingValueError
 from hybridge.calendar.model import WEEKDAYS, Recurrence, zone
+from hybridge.calendar.recurrence_exchange import exchange_recurrence
 
 #: Graph's dayOfWeek values, in ``WEEKDAYS`` (Monday first) order.
 GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -64,7 +65,8 @@ class RecurrenceValueError(MeetingValueError):
 
 
 class UnmappableRecurrenceError(MeetingValueError):
-    """A valid Graph rule that the model's Recurrence cannot say; the message says why."""
+    """A valid Graph rule that the model's Recurrence cannot say (none since the model
+    carries every Exchange pattern; kept so callers' ``except`` clauses stay valid)."""
 
 
 def _lookup(table: dict[str, str], value: Any, field: str) -> str:
@@ -259,40 +261,26 @@ def parse_recurrence(value: dict[str, Any]) -> GraphRecurrence:
     )
 
 
-def _weeks_agree(rule: GraphRecurrence) -> bool:
-    """True when grouping the rule's days into weeks from firstDayOfWeek gives the same
-    weeks as grouping them from Monday (RFC 5545's default WKST, the model's weeks).
-
-    Only an every-n-weeks rule (n > 1) on several days notices: days from firstDayOfWeek
-    to Sunday share a week with the *following* Monday under firstDayOfWeek and with the
-    *preceding* one under Monday.
-    """
-    if rule.interval == 1 or rule.first_day_of_week == "MO" or len(rule.days) < 2:
-        return True
-    start = WEEKDAYS.index(rule.first_day_of_week)
-    late = {d for d in rule.days if WEEKDAYS.index(d) >= start}
-    return not late or late == set(rule.days)
-
-
 def model_recurrence(rule: GraphRecurrence, zone_name: str = "UTC") -> Recurrence:
-    """The model's Recurrence for ``rule``, occurrence for occurrence.
+    """The model's Recurrence for ``rule``, occurrence for occurrence (every pattern: see
+    ``calendar.recurrence_exchange``, which EWS shares).
 
-    Raises UnmappableRecurrenceError (with the exact RRULE) when the model cannot say it:
-    monthly and yearly patterns (the model has only DAILY and WEEKLY), and an every-n-weeks
-    rule whose firstDayOfWeek would pick other weeks than Monday-based weeks (no WKST).
-    ``zone_name`` is the series' zone, for the UNTIL of the RRULE in the message.
+    ``zone_name`` (the series' zone) is unused now that UNTIL is the model's local end date;
+    it is kept for callers. Raises RecurrenceValueError only for what the Graph
+    documentation refuses already (the GraphRecurrence checks).
     """
-    if rule.type == "daily":
-        return Recurrence("DAILY", rule.interval, (), rule.count, rule.end_date)
-    if rule.type == "weekly" and _weeks_agree(rule):
-        return Recurrence("WEEKLY", rule.interval, rule.days, rule.count, rule.end_date)
-    if rule.type == "weekly":
-        why = (
-            f"weeks start on {rule.first_day_of_week} and the model's weekly rule has no week "
-            "start (WKST), so it would pick other weeks"
+    del zone_name
+    try:
+        return exchange_recurrence(
+            rule.type,
+            interval=rule.interval,
+            days=rule.days,
+            day_of_month=rule.day_of_month,
+            month=rule.month,
+            set_position=rule.set_position,
+            first_day_of_week=rule.first_day_of_week,
+            count=rule.count,
+            until=rule.end_date,
         )
-    else:
-        why = "the model's Recurrence has only DAILY and WEEKLY frequencies"
-    raise UnmappableRecurrenceError(
-        f"{rule.type} recurrence (RRULE:{rule.rrule(zone_name)}) not carried: {why}"
-    )
+    except MeetingValueError as exc:
+        raise RecurrenceValueError(f"recurrence {rule.type}: {exc}") from exc
