@@ -4,7 +4,8 @@
 - ``service``: ``ZoneStore``, the zones in the edge's node database (``edge_zones``);
 - ``identity``: which zone a TLS peer belongs to, and the one-line reason when none;
 - ``relay``: the stateless proxy's decisions (RFC 3261 §16.11), no sockets;
-- ``server``: ``EdgeServer``, the asyncio listeners carrying those decisions out;
+- ``server``: ``EdgeServer``, the asyncio listeners and the admission of peers;
+- ``dispatch``: ``Dispatcher``, the admitted connections and the relaying between them;
 - ``connection``, ``settings``, ``metrics``: its plumbing, bounds and Prometheus counters;
 - ``errors``: ``EdgeError`` and its subclasses.
 

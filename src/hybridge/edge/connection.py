@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 
-from hybridge.core.sip import SipStream
+from hybridge.core.sip import LazyHead, SipStream
 from hybridge.edge.relay import Side
 from hybridge.edge.zones import Zone
 
@@ -98,6 +99,7 @@ class Connection(asyncio.Protocol):
         handshake_timeout: float,
         max_message_size: int,
         server_hostname: str | None = None,
+        head_scanner: Callable[[bytes], LazyHead | None] | None = None,
     ) -> None:
         self._owner = owner
         self.side = side
@@ -120,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.label = "?"
         self.conn_id = 0
         self.zone: Zone | None = None
-        self.stream = SipStream(max_message_size=max_message_size)
+        self.stream = SipStream(max_message_size=max_message_size, head_scanner=head_scanner)
         self.outbox: list[bytes] = []
         self.message_started: float | None = None
         self.deadline = _INFINITY

@@ -25,11 +25,15 @@ What the relay does to a request, in RFC 3261 §16 order:
   over the very TLS connection its request arrived on.
 
 Two paths, one result: ``on_frame`` is the fast path for plain messages — it reads the
-few headers it needs from a lazy view (``core.sip.lazy.scan_head``) and splices our Via,
-Record-Route and Max-Forwards into the received bytes; anything it does not handle (a Route,
-Proxy-Require, a local answer, a drop, an odd shape) returns None and the server parses the
-message with the full codec for ``on_request``/``on_response``, the reference. Where the
-fast path acts, its action equals the full path's byte for byte (property-tested).
+few headers it needs from a lazy view (``core.sip.lazy``, found by the relay's
+``core.sip.shapes.HeadScanner``, usually while the stream framed the message) and splices
+our Via, Record-Route and Max-Forwards into the received bytes; anything it does not handle
+(a Route, Proxy-Require, a local answer, a drop, an odd shape) returns None and the server
+parses the message with the full codec for ``on_request``/``on_response``, the reference.
+Where the fast path acts, its action equals the full path's byte for byte
+(property-tested). What it adds is built once: our Via up to the branch for each side, the
+Record-Route lines, Max-Forwards lines, and per connection the ``hbc`` parameter with its
+MAC.
 
 Not done (by design of a stateless element): ``received``/``rport`` on the incoming Via
 (responses follow the connection, never the Via's address), loop detection beyond
@@ -41,8 +45,8 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final, NamedTuple
 
 from hybridge.core.sip import (
     Frame,
@@ -50,13 +54,13 @@ from hybridge.core.sip import (
     Request,
     Response,
     SipError,
-    scan_head,
     serialize,
 )
 from hybridge.core.sip.proxy import (
     DEFAULT_MAX_FORWARDS,
     DIALOG_CREATING,
     MAGIC_COOKIE,
+    TAG_MAC_LENGTH,
     ConnectionTags,
     branch_digest_3261,
     record_route_uri,
@@ -64,10 +68,16 @@ from hybridge.core.sip.proxy import (
     sent_by,
     stateless_branch,
 )
+from hybridge.core.sip.shapes import HeadScanner
 
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, SUBSCRIBE"
 _EDGE_TAG = "hb-edge"
 _DIALOG_CREATING_BYTES = frozenset(m.encode() for m in DIALOG_CREATING)
+# §16.6 step 3 on the fast path: the decremented line for each value, and the added one
+_MAX_FORWARDS_LINES = tuple(b"Max-Forwards: %d" % (n - 1) for n in range(256))
+_ADDED_MAX_FORWARDS = b"Max-Forwards: %d" % DEFAULT_MAX_FORWARDS
+# ``hbc`` parameters kept (one per connection seen; a bound on memory, then start over)
+_HBC_CACHE_SIZE = 4096
 
 
 class Side(StrEnum):
@@ -82,36 +92,40 @@ class Side(StrEnum):
         return Side.TRAVERSAL if self is Side.CLOUD else Side.CLOUD
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+# The actions are NamedTuples, immutable values like frozen dataclasses, because the fast
+# path makes one per relayed message and a frozen dataclass's ``__init__`` costs several
+# times more (``_new_action``: ``tuple.__new__``, not the generated Python ``__new__``). No two
+# of them can compare equal: their fields differ in number or in type.
+
+
+class Answer(NamedTuple):
     """Send ``data`` back on the connection the request came from; ``status`` for logs."""
 
     data: bytes
     status: int
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(NamedTuple):
     """Send the request ``data`` to the ``to`` side."""
 
     to: Side
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SendTo:
+class SendTo(NamedTuple):
     """Send the response ``data`` on connection ``conn_id``."""
 
     conn_id: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Drop:
+class Drop(NamedTuple):
     """Send nothing; ``reason`` says why (for a debug log line and a counter)."""
 
     reason: str
 
+
+_new_action: Final = tuple.__new__
 
 Action = Answer | Forward | SendTo | Drop
 
@@ -120,15 +134,28 @@ class Relay:
     """The relay's decisions for one edge, advertised as ``host`` on the given ports.
 
     ``key`` authenticates the connection ids placed in our Vias (random per process when
-    not given: connections do not outlive the process).
+    not given: connections do not outlive the process). ``scanner`` finds the fast path's
+    views (a ``HeadScanner`` with its default bounds when not given).
     """
 
-    def __init__(self, *, host: str, ports: dict[Side, int], key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        ports: dict[Side, int],
+        key: bytes | None = None,
+        scanner: HeadScanner | None = None,
+    ) -> None:
         self.host = host
         self.ports = dict(ports)
         # RFC 5923-style reuse: ``hbc`` ids are MACed so a peer cannot steer a response.
         self._tags = ConnectionTags(key or secrets.token_bytes(32))
         self._mac = self._tags.mac
+        self._hbc: dict[int, bytes] = {}
+        #: The fast path's scanner; give ``scanner.scan`` to each connection's ``SipStream``
+        #: as its ``head_scanner`` so a message is scanned once, while it is framed.
+        self.scanner = scanner or HeadScanner()
+        self._other = {s: s.other for s in Side}
         self._host_lower = host.lower().strip("[]")
         # The fast path's constant pieces, built once (``on_frame``).
         self._via_prefix = {
@@ -258,18 +285,30 @@ class Relay:
 
     # -- the fast path ------------------------------------------------------------------
 
-    def on_frame(self, frame: Frame, *, side: Side, conn_id: int) -> Action | None:
+    def _hbc_param(self, conn_id: int) -> bytes:
+        # ``;hbc=<id>.<mac>``, built once per connection (its MAC is the costly part).
+        param = self._hbc.get(conn_id)
+        if param is None:
+            if len(self._hbc) >= _HBC_CACHE_SIZE:
+                self._hbc.clear()
+            param = self._hbc[conn_id] = b";hbc=%d.%s" % (conn_id, self._mac(conn_id).encode())
+        return param
+
+    def on_frame(self, frame: Frame, side: Side, conn_id: int) -> Action | None:
         """``on_request``/``on_response`` for a plain message, done by splicing its bytes.
 
-        Returns None when the message is not plain (``core.sip.lazy.scan_head``) or needs
-        anything but a forward (a local answer, a Route to pop, a drop): the caller then
-        parses the frame with the full codec and calls ``on_request``/``on_response``, which
-        decide. When it returns an action, it is byte for byte the one the full path returns
-        (``tests/unit/core/sip/test_sip_lazy.py`` holds the two to that).
+        Uses ``frame.view`` when the stream scanned the frame, else scans it here. Returns
+        None when the message is not plain (``core.sip.lazy``) or needs anything but a
+        forward (a local answer, a Route to pop, a drop): the caller then parses the frame
+        with the full codec and calls ``on_request``/``on_response``, which decide. When it
+        returns an action, it is byte for byte the one the full path returns
+        (``tests/unit/edge/test_relay_fast.py`` holds the two to that).
         """
-        view = scan_head(frame.head)
+        view = frame.view
         if view is None:
-            return None
+            view = self.scanner.scan(frame.head)
+            if view is None:
+                return None
         lines = view.lines
         if view.status:
             # RFC 3261 §16.7 step 3: our Via on top, and the connection it names.
@@ -280,14 +319,18 @@ class Relay:
                 return None
             conn_text, mac = ours.groups()
             target = int(conn_text)
-            if not hmac.compare_digest(mac.decode(), self._mac(target)):
+            # RFC 5923-style reuse: only an id carrying our MAC steers a response (a forged
+            # one goes to on_response, which drops it); compared in constant time.
+            if not hmac.compare_digest(mac, self._hbc_param(target)[-TAG_MAC_LENGTH:]):
                 return None
             del lines[view.first_via]
-            return SendTo(target, b"\r\n".join(lines) + b"\r\n\r\n" + frame.body)
+            # the blank line and the body, joined with the rest in one step
+            lines += (b"", frame.body)
+            return _new_action(SendTo, (target, b"\r\n".join(lines)))
         forwards = view.max_forwards
-        method = view.method
         if forwards == 0:
             return None  # §16.3 step 3: answered (483, or 200 to an OPTIONS) by on_request
+        method = view.method
         if (
             method == b"OPTIONS"
             and self._host_bytes in view.uri.lower()  # cheap necessary condition first
@@ -295,14 +338,14 @@ class Relay:
         ):
             return None  # §11.2: an OPTIONS for the edge is answered by on_request
         branch = view.via_branch
-        if branch is None or not branch.startswith(b"z9hG4bK"):
+        if branch is None or branch[:7] != b"z9hG4bK":
             return None  # an RFC 2543 peer: on_request hashes the fields §16.11 lists
-        out = side.other
+        out = self._other[side]
         # §16.6 step 3: Max-Forwards decremented in place, or added (last) as 70.
         if forwards is None:
-            lines.append(b"Max-Forwards: %d" % DEFAULT_MAX_FORWARDS)
+            lines.append(_ADDED_MAX_FORWARDS)
         else:
-            lines[view.max_forwards_index] = b"Max-Forwards: %d" % (forwards - 1)
+            lines[view.max_forwards_index] = _MAX_FORWARDS_LINES[forwards]
         first_via = view.first_via
         if method in _DIALOG_CREATING_BYTES and not view.to_tag:
             # RFC 5658 §3.2: double Record-Route, outbound side on top of the inbound one.
@@ -311,10 +354,11 @@ class Relay:
             if first_via >= at:
                 first_via += 2
         # §16.11: the stateless branch, from the incoming top Via (see stateless_branch).
-        digest = branch_digest_3261(view.via_host, view.via_port, branch)
         lines.insert(
             first_via,
-            b"%s%s;hbc=%d.%s"
-            % (self._via_prefix[out], digest, conn_id, self._mac(conn_id).encode()),
+            self._via_prefix[out]
+            + branch_digest_3261(view.via_host, view.via_port, branch)
+            + self._hbc_param(conn_id),
         )
-        return Forward(out, b"\r\n".join(lines) + b"\r\n\r\n" + frame.body)
+        lines += (b"", frame.body)
+        return _new_action(Forward, (out, b"\r\n".join(lines)))

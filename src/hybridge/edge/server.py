@@ -1,14 +1,15 @@
-"""``hybridge edge serve``: the TLS listeners, the connections, and the relay between them.
+"""``hybridge edge serve``: the TLS listeners, the admission of peers, and the wiring.
 
 One asyncio loop (uvloop's, when importable: the CLI installs it). Each accepted TCP
 connection is a ``Connection`` protocol that does its own TLS handshake with a deadline
 (``connection.py`` says why), so a failed handshake is ours to log and count; then our
 peer check against the listener's zones (``identity.judge``, with its verdict cache) before
-a single SIP byte is read. Admitted connections feed a ``SipStream``; each message takes the
-relay's fast path (``Relay.on_frame``, bytes spliced) or, when it is not plain, the full
-codec (``Relay.on_request``/``on_response``). Forwards are queued per target connection and
-written once per loop iteration, so pipelined requests from many connections cost one TLS
-record and one ``send()`` per target.
+a single SIP byte is read. Admitted connections are handed to the ``Dispatcher``
+(``dispatch.py``), which relays what they read: each message takes the relay's fast path
+(``Relay.on_frame``, bytes spliced) or, when it is not plain, the full codec
+(``Relay.on_request``/``on_response``), and forwards are written once per loop iteration.
+A request for the cloud side with no cloud connection up goes to the ``CloudDialer``
+(``dialout.py``).
 
 Bounds on what a peer can make the edge hold or wait for:
 
@@ -31,24 +32,14 @@ import functools
 import itertools
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from cryptography import x509
 
-from hybridge.core.sip import (
-    CLOSED,
-    NEED_DATA,
-    PONG,
-    Frame,
-    Ping,
-    Request,
-    SipError,
-    parse_frame,
-    serialize,
-)
+from hybridge.core.sip import Frame
 from hybridge.core.tlsverify import AnchorSet, PeerRole, anchor_set_for
 from hybridge.edge.connection import Connection, InboundConnection
 from hybridge.edge.dialout import CloudDialer
+from hybridge.edge.dispatch import Dispatcher
 from hybridge.edge.errors import EdgeSetupError
 from hybridge.edge.identity import (
     TOO_MANY_CONNECTIONS,
@@ -58,7 +49,7 @@ from hybridge.edge.identity import (
     judge,
 )
 from hybridge.edge.metrics import EdgeMetrics
-from hybridge.edge.relay import Action, Answer, Drop, Forward, Relay, SendTo, Side
+from hybridge.edge.relay import Forward, Relay, Side
 from hybridge.edge.settings import EdgeSettings
 from hybridge.edge.zones import Zone, ZoneKind
 from hybridge.tls import TlsError, client_context, server_context
@@ -89,18 +80,10 @@ class EdgeServer:
         self._anchors: AnchorSet | None = None
         self._verdicts = VerdictCache()
         self._ids = itertools.count(1)
-        self._connections: dict[int, Connection] = {}
-        self._by_side: dict[Side, list[Connection]] = {Side.CLOUD: [], Side.TRAVERSAL: []}
         self._servers: list[asyncio.Server] = []
         self._inbound = 0
-        self._dirty: list[Connection] = []
-        self._flush_scheduled = False
         self._dialer = CloudDialer(self, settings, lambda: self._client_ctx)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._forwarded = {
-            side: self.metrics.messages.labels(side.value, "forwarded") for side in Side
-        }
-        self._counters: dict[tuple[Side, str], Any] = {}
+        self._dispatch: Dispatcher | None = None
         self.relay: Relay | None = None
         self.ports: dict[Side, int] = {}
 
@@ -113,7 +96,7 @@ class EdgeServer:
             )
         s = self.settings
         self._use_anchors(self._anchor_list)
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         for side, port in ((Side.CLOUD, s.cloud_port), (Side.TRAVERSAL, s.traversal_port)):
             try:
                 server = await loop.create_server(
@@ -127,6 +110,7 @@ class EdgeServer:
             self._servers.append(server)
             self.ports[side] = server.sockets[0].getsockname()[1]
         self.relay = Relay(host=s.advertise or s.host, ports=self.ports)
+        self._dispatch = Dispatcher(self.relay, s, self.metrics, loop, self._no_route)
         log.info(
             "edge listening: cloud on %s:%d (zones %s), traversal on %s:%d (zones %s)",
             s.host,
@@ -166,7 +150,7 @@ class EdgeServer:
         self.traversal_zones = tuple(z for z in zones if z.kind is ZoneKind.TRAVERSAL)
         assert self._anchors is not None
         closed = 0
-        for conn in list(self._connections.values()):
+        for conn in list(self._dispatch.connections.values() if self._dispatch else ()):
             outcome = judge(
                 conn.ssl_object,
                 self.dns_zones if conn.side is Side.CLOUD else self.traversal_zones,
@@ -176,7 +160,9 @@ class EdgeServer:
                 cache=self._verdicts,
             )
             if isinstance(outcome, Refusal):
-                self._close(conn, f"reload_{outcome.reason}", f"after reload: {outcome.line}")
+                self.dispatch.close(
+                    conn, f"reload_{outcome.reason}", f"after reload: {outcome.line}"
+                )
                 closed += 1
             else:
                 conn.zone = outcome.zone
@@ -192,13 +178,19 @@ class EdgeServer:
         """Stop listening and close every connection."""
         for server in self._servers:
             server.close()
-        for conn in list(self._connections.values()):
+        for conn in list(self._dispatch.connections.values() if self._dispatch else ()):
             conn.close()
         self._dialer.cancel()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+
+    @property
+    def dispatch(self) -> Dispatcher:
+        """The admitted connections and the relaying between them (set by ``start``)."""
+        assert self._dispatch is not None, "EdgeServer.start() has not run"
+        return self._dispatch
 
     async def serve_forever(self) -> None:
         """Run until cancelled."""
@@ -207,12 +199,13 @@ class EdgeServer:
     # -- accepting -------------------------------------------------------------------------
 
     def _refuse(self, side: Side, peer: str, refusal: Refusal, *, outbound: bool = False) -> None:
-        # One line per refused connection, and one count under its reason.
+        # One count under its reason, and one line per refused connection: counted first,
+        # so whoever reads the line (a test, an operator) finds it counted already.
+        self.metrics.refused.labels(side.value, refusal.reason).inc()
         where = "dial-out" if outbound else "listener"
         log.warning(
             "%s %s: %s [peer %s, reason %s]", side.value, where, refusal.line, peer, refusal.reason
         )
-        self.metrics.refused.labels(side.value, refusal.reason).inc()
 
     def _new_inbound(self, side: Side) -> Connection:
         return InboundConnection(
@@ -221,6 +214,8 @@ class EdgeServer:
             self._server_ctx,
             handshake_timeout=self.settings.handshake_timeout,
             max_message_size=self.settings.max_message_size,
+            # headers scanned once, while framed, for the relay's fast path
+            head_scanner=self.relay.scanner.scan if self.relay else None,
         )
 
     def admit_tcp(self, conn: Connection) -> bool:
@@ -269,9 +264,6 @@ class EdgeServer:
         conn.zone = outcome.zone
         conn.conn_id = next(self._ids)
         conn.admitted = True
-        self._connections[conn.conn_id] = conn
-        self._by_side[conn.side].append(conn)
-        self.metrics.open.labels(conn.side.value).inc()
         self.metrics.accepted.labels(conn.side.value, outcome.zone.name).inc()
         if conn.dialled:
             log.info(
@@ -290,177 +282,24 @@ class EdgeServer:
                 outcome.verdict.identity,
                 conn.conn_id,
             )
-        self._arm(conn, self._loop_time())
+        self.dispatch.add(conn)
 
     def lost(self, conn: Connection) -> None:
         """``ConnectionOwner``: forget a connection that is gone."""
         if conn.inbound:
             self._inbound -= 1
-        if conn.admitted and self._connections.pop(conn.conn_id, None) is not None:
-            self._by_side[conn.side].remove(conn)
-            self.metrics.open.labels(conn.side.value).dec()
-
-    def _close(self, conn: Connection, reason: str, line: str) -> None:
-        assert conn.zone is not None
-        log.warning(
-            "%s connection %d (%s, zone %s) closed: %s [reason %s]",
-            conn.side.value,
-            conn.conn_id,
-            conn.label,
-            conn.zone.name,
-            line,
-            reason,
-        )
-        self.metrics.closed.labels(conn.side.value, reason).inc()
-        conn.close()
-
-    # -- timeouts ----------------------------------------------------------------------------
-
-    def _loop_time(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
-
-    def _arm(self, conn: Connection, now: float) -> None:
-        s = self.settings
-        conn.arm(
-            now,
-            header_timeout=s.header_timeout,
-            idle_timeout=s.idle_timeout if conn.side is Side.CLOUD else None,
-        )
+        if self._dispatch is not None:
+            self._dispatch.remove(conn)
 
     def expired(self, conn: Connection) -> None:
         """``ConnectionOwner``: the connection's deadline has passed; close it."""
-        if conn.conn_id not in self._connections:
-            return
-        s = self.settings
-        if conn.stream.buffered:
-            self._close(
-                conn,
-                "header_timeout",
-                f"message incomplete after {s.header_timeout:g}s "
-                f"({conn.stream.buffered} bytes received)",
-            )
-        else:
-            self._close(conn, "idle_timeout", f"idle for {s.idle_timeout:g}s")
-
-    # -- one admitted connection: the hot path -------------------------------------------------
+        self.dispatch.expired(conn)
 
     def data(self, conn: Connection, data: bytes) -> None:
         """``ConnectionOwner``: relay every complete message in ``data``."""
-        if conn.conn_id not in self._connections:
-            return
-        stream = conn.stream
-        relay = self.relay
-        assert relay is not None
-        side = conn.side
-        conn_id = conn.conn_id
-        by_side = self._by_side
-        connections = self._connections
-        dirty = self._dirty
-        forwarded = 0
-        progressed = False
-        try:
-            stream.receive_data(data)
-            while True:
-                event = stream.next_frame()
-                if type(event) is Frame:
-                    progressed = True
-                    action = relay.on_frame(event, side=side, conn_id=conn_id)
-                    if action is None:
-                        action = self._full(conn, event)
-                    if type(action) is Forward:
-                        targets = by_side[action.to]
-                        if targets:
-                            target = targets[-1]
-                            if not target.outbox:
-                                dirty.append(target)
-                            target.outbox.append(action.data)
-                            forwarded += 1
-                        else:
-                            self._no_route(conn, action, event)
-                    elif type(action) is SendTo:
-                        back = connections.get(action.conn_id)
-                        if back is None:
-                            self._count(side, "dropped")
-                            log.info("response for closed connection %d dropped", action.conn_id)
-                        else:
-                            if not back.outbox:
-                                dirty.append(back)
-                            back.outbox.append(action.data)
-                            forwarded += 1
-                    elif type(action) is Answer:
-                        self._count(side, f"answered_{action.status}")
-                        self._queue(conn, action.data)
-                    elif type(action) is Drop:
-                        self._count(side, "dropped")
-                        log.info(
-                            "%s connection %d: dropped: %s", side.value, conn_id, action.reason
-                        )
-                elif event is NEED_DATA:
-                    break
-                elif type(event) is Ping:
-                    progressed = True
-                    self._queue(conn, PONG)
-                elif event is CLOSED:
-                    # debug: at a thousand connections a second this line would be most of
-                    # the log; the admission and every refusal are logged at info and above
-                    log.debug("%s connection %d closed by peer", side.value, conn_id)
-                    conn.close()
-                    return
-                else:
-                    progressed = True  # a Pong: nothing to do
-        except SipError as exc:
-            reason = "message_too_large" if exc.status_hint in (413, 513) else "bad_message"
-            self._close(conn, reason, f"{exc} (SIP {exc.status_hint})")
-            return
-        finally:
-            if forwarded:
-                self._forwarded[side].inc(forwarded)
-            if dirty and not self._flush_scheduled:
-                self._flush_scheduled = True
-                assert self._loop is not None
-                self._loop.call_soon(self._flush)
-        if progressed:
-            conn.message_started = None
-        self._arm(conn, self._loop_time())
-
-    def _full(self, conn: Connection, frame: Frame) -> Action:
-        # The reference path: the whole message parsed and checked by the full codec.
-        relay = self.relay
-        assert relay is not None
-        message = parse_frame(frame)
-        if isinstance(message, Request):
-            return relay.on_request(message, side=conn.side, conn_id=conn.conn_id)
-        return relay.on_response(message)
-
-    def _count(self, side: Side, action: str) -> None:
-        child = self._counters.get((side, action))
-        if child is None:
-            child = self._counters[(side, action)] = self.metrics.messages.labels(
-                side.value, action
-            )
-        child.inc()
-
-    def _queue(self, target: Connection, data: bytes) -> None:
-        if target.queue(data):
-            self._dirty.append(target)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                assert self._loop is not None
-                self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        # Once per loop iteration: everything relayed to one connection in this iteration,
-        # from any number of connections, goes out as one TLS write.
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for target in dirty:
-            if not target.flush() and target.conn_id in self._connections:
-                self._close(
-                    target,
-                    "write_backlog",
-                    "the peer does not read what is relayed to it (over 1 MiB queued); closed",
-                )
+        dispatch = self._dispatch  # once per read: no property on this path
+        if dispatch is not None:
+            dispatch.data(conn, data)
 
     # -- routing to the other side ---------------------------------------------------------
 
@@ -472,25 +311,15 @@ class EdgeServer:
 
     def unroutable(self, conn: Connection, frame: Frame) -> None:
         """``DialOwner``: answer a request that cannot be relayed 503 (not an ACK)."""
-        self._count(conn.side, "no_route")
-        try:
-            message = parse_frame(frame)
-        except SipError:
-            return
-        if isinstance(message, Request) and message.method != "ACK":
-            # RFC 3261 §16.11: a stateless proxy may answer; nobody to relay to.
-            answer = message.response(503, "Service Unavailable", to_tag="hb-edge")
-            if conn.conn_id in self._connections:
-                self._queue(conn, serialize(answer))
+        self.dispatch.unroutable(conn, frame)
 
     def is_open(self, conn: Connection) -> bool:
         """``DialOwner``: True while ``conn`` is admitted and open."""
-        return self._connections.get(conn.conn_id) is conn
+        return self._dispatch is not None and self._dispatch.is_open(conn)
 
     def relay_to(self, target: Connection, data: bytes, source: Side) -> None:
         """``DialOwner``: queue a relayed message on ``target``."""
-        self._queue(target, data)
-        self._forwarded[source].inc()
+        self.dispatch.relay_to(target, data, source)
 
     def refuse_dial(self, target: str, refusal: Refusal) -> None:
         """``DialOwner``: log and count a dial-out that failed before TLS."""

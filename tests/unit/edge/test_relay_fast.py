@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hybridge.core.sip import Frame, Request, SipError, SipStream, parse_frame
+from hybridge.core.sip.shapes import HeadScanner
 from hybridge.edge.relay import Action, Answer, Drop, Forward, Relay, SendTo, Side
 
 _SIPGEN = Path(__file__).resolve().parents[1] / "core" / "sip" / "sipgen.py"
@@ -36,11 +37,26 @@ def sipgen() -> ModuleType:
 
 
 GEN = sipgen()
-RELAY = Relay(host=GEN.EDGE_HOST, ports={Side.CLOUD: 5062, Side.TRAVERSAL: 7001}, key=b"k" * 32)
+PORTS = {Side.CLOUD: 5062, Side.TRAVERSAL: 7001}
+RELAY = Relay(host=GEN.EDGE_HOST, ports=PORTS, key=b"k" * 32)
+# The fast path's two scans: every shape compiled at once (the edge's steady state), and
+# never (line by line, as for a shape seen once); the same key, so the same output.
+COMPILING = Relay(
+    host=GEN.EDGE_HOST,
+    ports=PORTS,
+    key=b"k" * 32,
+    scanner=HeadScanner(max_shapes=10_000, compile_after=1, scans_per_compile=1),
+)
+LINE_BY_LINE = Relay(
+    host=GEN.EDGE_HOST, ports=PORTS, key=b"k" * 32, scanner=HeadScanner(compile_after=10**9)
+)
+FAST = st.sampled_from([COMPILING, LINE_BY_LINE])
+# scanned by the stream while framed (as the edge does), or by the relay
+PRESCANNED = st.booleans()
 
 
-def frame_of(data: bytes) -> Frame | None:
-    stream = SipStream()
+def frame_of(data: bytes, scanner: HeadScanner | None = None) -> Frame | None:
+    stream = SipStream(head_scanner=scanner.scan if scanner else None)
     stream.receive_data(data)
     try:
         event = stream.next_frame()
@@ -64,23 +80,25 @@ def full(frame: Frame, side: Side, conn_id: int) -> Action | str:
     st.one_of(GEN.request_bytes(), GEN.request_bytes(odd=False)),
     st.sampled_from(list(Side)),
     st.integers(1, 10**9),
+    FAST,
+    PRESCANNED,
 )
 def test_a_fast_forward_equals_the_full_paths_forward(
-    data: bytes, side: Side, conn_id: int
+    data: bytes, side: Side, conn_id: int, relay: Relay, prescanned: bool
 ) -> None:
-    frame = frame_of(data)
+    frame = frame_of(data, relay.scanner if prescanned else None)
     assume(frame is not None)
     assert frame is not None
-    fast = RELAY.on_frame(frame, side=side, conn_id=conn_id)
+    fast = relay.on_frame(frame, side=side, conn_id=conn_id)
     if fast is not None:
         assert isinstance(fast, Forward)
         assert fast == full(frame, side, conn_id)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(GEN.request_bytes(odd=False), st.integers(1, 10**9), st.data())
+@given(GEN.request_bytes(odd=False), st.integers(1, 10**9), FAST, PRESCANNED, st.data())
 def test_a_fast_response_equals_the_full_paths_response(
-    data: bytes, conn_id: int, draw: st.DataObject
+    data: bytes, conn_id: int, relay: Relay, prescanned: bool, draw: st.DataObject
 ) -> None:
     frame = frame_of(data)
     assume(frame is not None)
@@ -88,10 +106,12 @@ def test_a_fast_response_equals_the_full_paths_response(
     forwarded = full(frame, Side.CLOUD, conn_id)
     assume(isinstance(forwarded, Forward))
     assert isinstance(forwarded, Forward)
-    response = frame_of(draw.draw(GEN.response_to(forwarded.data)))
+    response = frame_of(
+        draw.draw(GEN.response_to(forwarded.data)), relay.scanner if prescanned else None
+    )
     assume(response is not None)
     assert response is not None
-    fast = RELAY.on_frame(response, side=Side.TRAVERSAL, conn_id=77)
+    fast = relay.on_frame(response, side=Side.TRAVERSAL, conn_id=77)
     if fast is not None:
         assert isinstance(fast, SendTo) and fast.conn_id == conn_id
         assert fast == full(response, Side.TRAVERSAL, 77)
@@ -117,7 +137,13 @@ def options(*extra: str, first: str = "OPTIONS sip:uas@premises.example.test SIP
 def both(data: bytes, side: Side = Side.CLOUD) -> tuple[Action | None, Action | str]:
     frame = frame_of(data)
     assert frame is not None
-    return RELAY.on_frame(frame, side=side, conn_id=5), full(frame, side, 5)
+    # the same with a compiled shape (scanned twice: compiled, then the most recent shape)
+    fast = [relay.on_frame(frame, side=side, conn_id=5) for relay in (RELAY, COMPILING)]
+    again = frame_of(data, COMPILING.scanner)
+    assert again is not None
+    fast.append(COMPILING.on_frame(again, side=side, conn_id=5))
+    assert fast[0] == fast[1] == fast[2]
+    return fast[0], full(frame, side, 5)
 
 
 def test_a_plain_options_takes_the_fast_path() -> None:
@@ -212,3 +238,20 @@ def test_a_response_with_a_forged_connection_id_is_dropped_not_relayed() -> None
     assert answer is None
     assert isinstance(reference, Drop)
     assert "carries no valid hbc" in reference.reason
+
+
+def test_a_tag_inside_a_quoted_to_parameter_does_not_skip_record_route() -> None:
+    # RFC 3261 §16.6 step 4: a dialog-creating request (no To tag) is Record-Routed; a
+    # ";tag=" inside a quoted parameter value is no tag (the full codec's reading)
+    data = options(first="INVITE sip:uas@premises.example.test SIP/2.0").replace(
+        b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE"
+    )
+    quoted = data.replace(b"To: <sip:uas@premises.example.test>", b'To: <sip:uas@p>;x="a;tag=b"')
+    fast, reference = both(quoted)
+    assert isinstance(fast, Forward) and fast == reference
+    assert b"\r\nRecord-Route: <sip:edge.example.test:7001;" in fast.data
+    # the twin: a real tag, an in-dialog request, no Record-Route
+    tagged = data.replace(b"To: <sip:uas@premises.example.test>", b"To: <sip:uas@p>;tag=b")
+    fast, reference = both(tagged)
+    assert isinstance(fast, Forward) and fast == reference
+    assert b"Record-Route" not in fast.data

@@ -39,6 +39,9 @@ only, every limit still applied) and ``scan_head`` gives a lazy view of the few 
 stateless proxy reads, accepting only a strict subset of what the full parse accepts; the
 edge relays such messages by splicing bytes and parses the rest fully
 (``bench/sip_parse.py``: about 4x the full path's messages per CPU-second, Nov 2026).
+``shapes.HeadScanner`` gives the same views with one regex per header section, compiled
+for each layout of header names it keeps seeing (``patterns`` holds the fast path's
+grammar), and a ``SipStream`` given it as ``head_scanner`` scans each section while framing.
 """
 
 from hybridge.core.sip.errors import (

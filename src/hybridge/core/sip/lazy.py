@@ -2,16 +2,18 @@
 
 ``scan_head(head)`` looks at one header section (bytes, without its final CRLFCRLF) and
 returns a ``LazyHead`` — the start line, the index of each header line a relay edits or
-reads, the top Via's sent-by and branch, Max-Forwards, the To tag — or ``None`` when the
-section is anything but plain. The relay's fast path (``hybridge.edge.relay``) splices
-bytes into ``LazyHead.lines`` instead of building a ``Request``; on ``None`` it falls back
-to the full codec (``parse_head`` and ``Request``/``Response``), which stays the reference.
+reads, the top Via's sent-by and branch, Max-Forwards, the To tag, Content-Length — or
+``None`` when the section is anything but plain. The relay's fast path
+(``hybridge.edge.relay``) splices bytes into ``LazyHead.lines`` instead of building a
+``Request``; on ``None`` it falls back to the full codec (``parse_head`` and
+``Request``/``Response``), which stays the reference. ``core.sip.shapes.HeadScanner`` gives
+the same views faster, with one regex per header section built from the same patterns.
 
 The rule that keeps the two paths equal: every check here accepts a *subset* of what the
-full codec accepts. Each regex below is a narrower copy of its counterpart in
-``grammar.py``/``section.py`` (single SP where the grammar allows LWS, token characters
-where it allows more, one value per line where it allows comma lists), and every header
-the full codec checks (Via, Route, Record-Route, Contact, From, To, Call-ID, CSeq,
+full codec accepts. Each pattern (``core.sip.patterns``) is a narrower copy of its
+counterpart in ``grammar.py``/``section.py`` (single SP where the grammar allows LWS, token
+characters where it allows more, one value per line where it allows comma lists), and every
+header the full codec checks (Via, Route, Record-Route, Contact, From, To, Call-ID, CSeq,
 Max-Forwards, Content-Length) is checked here too, or makes the scan return ``None``. So a
 section scanned here would also be accepted by the full codec, with the same values
 (property-tested in ``tests/unit/core/sip/test_sip_lazy.py``), and the relay's two paths
@@ -30,77 +32,60 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_T = rb"A-Za-z0-9.!%*_+`'~-"
-# A header name (section.py's header-line pattern: a token, then LWS before the colon).
-_TOKEN_RE: Final = re.compile(rb"[" + _T + rb"]+")
-# RFC 3261 §7.1 request line; the URI is grammar.py's _URI without '?' (a sip/sips URI may
-# not carry headers, and a '?' in a user part is left to the full codec).
-_REQUEST_LINE_RE: Final = re.compile(
-    rb"([" + _T + rb"]+) ([A-Za-z][A-Za-z0-9+.-]*:[!#-;=@-~]+) SIP/2\.0"
+from hybridge.core.sip.patterns import (
+    KIND_CALL_ID,
+    KIND_CONTACT,
+    KIND_CONTENT_LENGTH,
+    KIND_CSEQ,
+    KIND_FROM,
+    KIND_MAX_FORWARDS,
+    KIND_RECORD_ROUTE,
+    KIND_TO,
+    KIND_VIA,
+    KINDS,
+    OTHER_LINE,
+    REQUEST_LINE,
+    REQUIRED,
+    SINGLE,
+    STATUS_LINE,
+    header_line,
+    header_value,
 )
-# RFC 3261 §7.2 status line: 100..699 and a reason without CR/LF (the line has none).
-_STATUS_LINE_RE: Final = re.compile(rb"SIP/2\.0 ([1-6][0-9][0-9]) ([^\r\n]*)")
-# grammar.py's _VIA_RE + parse_params with single SP, no LWS, token parameter values.
-_VIA_RE: Final = re.compile(
-    rb"SIP/2\.0/[" + _T + rb"]+ (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?"
-    rb"((?:;[" + _T + rb"]+(?:=[" + _T + rb"]+)?)*)"
-)
-_PARAM_RE: Final = re.compile(rb";([" + _T + rb"]+)(?:=([" + _T + rb"]+))?")
-# grammar.py's _FAST_NAME_ADDR_RE / _FAST_ADDR_SPEC_RE, narrowed: a quoted display name
-# without escapes or a run of tokens, one SP at most before '<', token parameters.
-_PARAMS = rb"((?:;[" + _T + rb"]+(?:=(?:[" + _T + rb"]+|\"[^\"\\\r\n]*\"))?)*)"
-_NAME_ADDR_RE: Final = re.compile(
-    rb"(?:\"[^\"\\\r\n]*\" ?|[" + _T + rb"]+(?: [" + _T + rb"]+)* ?)?"
-    rb"<[A-Za-z][A-Za-z0-9+.-]*:[!#-;=?-~]+>" + _PARAMS
-)
-_ADDR_SPEC_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*:[!#-+\x2d-:=@-~]+" + _PARAMS)
-_TAG_RE: Final = re.compile(rb";([" + _T + rb"]+)(?:=([^;]*))?")
-# message.py's _CALL_ID_RE on bytes (any byte >= 0x80 decodes to a char >= U+0080).
-_CALL_ID_RE: Final = re.compile(rb"[!-~\x80-\xff]+")
-# grammar.py's parse_cseq narrowed: at most 10 digits, one SP, a token method.
-_CSEQ_RE: Final = re.compile(rb"([0-9]{1,10}) ([" + _T + rb"]+)")
 
-# What the relay needs from each header, by every spelling the full codec maps to it. The
-# single-valued headers come first: kind k < _VIA has bit 1 << k in the "seen" mask.
-(
-    _CONTENT_LENGTH,
-    _CALL_ID,
-    _CSEQ,
-    _FROM,
-    _TO,
-    _MAX_FORWARDS,
-    _VIA,
-    _CONTACT,
-    _RECORD_ROUTE,
-    _UNSUPPORTED,
-) = range(10)
-_REQUIRED_BITS: Final = (1 << _CALL_ID) | (1 << _CSEQ) | (1 << _FROM) | (1 << _TO)
-_NAMES: Final = {
-    b"via": _VIA,
-    b"v": _VIA,
-    b"max-forwards": _MAX_FORWARDS,
-    b"from": _FROM,
-    b"f": _FROM,
-    b"to": _TO,
-    b"t": _TO,
-    b"call-id": _CALL_ID,
-    b"i": _CALL_ID,
-    b"cseq": _CSEQ,
-    b"content-length": _CONTENT_LENGTH,
-    b"l": _CONTENT_LENGTH,
-    b"contact": _CONTACT,
-    b"m": _CONTACT,
-    b"record-route": _RECORD_ROUTE,
-    # The fast path does not edit Route (§16.4 pops our own) or answer 420 for
-    # Proxy-Require (§16.3 step 5): both go to the full codec.
-    b"route": _UNSUPPORTED,
-    b"proxy-require": _UNSUPPORTED,
-}
-# the canonical spellings too, so the usual case costs one lookup and no bytes.lower()
-_NAMES.update({b"-".join(p.capitalize() for p in k.split(b"-")): v for k, v in _NAMES.items()})
-_NAMES.update({b"Call-ID": _CALL_ID, b"CSeq": _CSEQ})
-_CSEQ_LIMIT: Final = 2**31
-_MAX_FORWARDS_LIMIT: Final = 255
+_REQUEST_LINE_RE: Final = re.compile(REQUEST_LINE)
+_STATUS_LINE_RE: Final = re.compile(STATUS_LINE)
+
+
+def _alternative(kind: int, group: bytes) -> bytes:
+    names = b"|".join(re.escape(n) for n, k in KINDS.items() if k == kind)
+    value = header_value(kind, first_via=kind == KIND_VIA)
+    return rb"(?P<" + group + rb">" + header_line(rb"(?i:" + names + rb")", value) + rb")"
+
+
+# One header line, whole, for ``scan_head``: one alternative per header kind, each wrapped
+# in a group of its own so ``Match.lastindex`` names the kind. A value the full codec might
+# refuse matches no alternative (never "any other header": that one excludes the names
+# above), so the line, and the scan, are refused. Route and Proxy-Require have no
+# alternative: a line with either refuses the scan.
+_KIND_GROUPS = (
+    (KIND_VIA, b"k_via"),
+    (KIND_MAX_FORWARDS, b"k_max_forwards"),
+    (KIND_FROM, b"k_from"),
+    (KIND_TO, b"k_to"),
+    (KIND_CALL_ID, b"k_call_id"),
+    (KIND_CSEQ, b"k_cseq"),
+    (KIND_CONTENT_LENGTH, b"k_content_length"),
+    (KIND_CONTACT, b"k_contact"),
+    (KIND_RECORD_ROUTE, b"k_record_route"),
+)
+_LINE_RE: Final = re.compile(
+    b"|".join(
+        [*(_alternative(k, g) for k, g in _KIND_GROUPS), rb"(?P<k_other>" + OTHER_LINE + b")"]
+    )
+)
+# ``Match.lastindex`` -> kind (-1: any other header)
+_KIND_OF_GROUP: Final = {_LINE_RE.groupindex[g.decode()]: k for k, g in _KIND_GROUPS}
+_KIND_OF_GROUP[_LINE_RE.groupindex["k_other"]] = -1
 
 
 class LazyHead:
@@ -111,10 +96,11 @@ class LazyHead:
     ``status`` is 0; for a response ``status`` is set and ``method`` is ``b""``.
     ``via_host``/``via_port``/``via_branch`` are the top Via's sent-by and branch exactly as
     ``grammar.Via`` holds them (``via_port`` None when the Via has no port).
+    ``content_length`` is the Content-Length value (None when the section has none).
     """
 
     __slots__ = (
-        "cseq_method",
+        "content_length",
         "first_record_route",
         "first_via",
         "lines",
@@ -145,135 +131,80 @@ class LazyHead:
     max_forwards_index: int
     first_record_route: int
     to_tag: bool
-    cseq_method: bytes
+    content_length: int | None
 
-
-def _name_addr(value: bytes) -> bytes | None:
-    """The header-parameter part of a plain name-addr/addr-spec, or None if not plain."""
-    found = _NAME_ADDR_RE.fullmatch(value)
-    if found is None:
-        found = _ADDR_SPEC_RE.fullmatch(value)
-        if found is None:
-            return None
-    return found.group(1)
-
-
-def _has_tag(params: bytes) -> bool:
-    # grammar.py's NameAddress.tag: the first parameter named tag (any case) with a value;
-    # a valueless ";tag" is no tag there either.
-    for name, value in _TAG_RE.findall(params):
-        if name.lower() == b"tag":
-            return bool(value)
-    return False
+    def fields(self) -> dict[str, object]:
+        """Every field by name (for comparing two views in tests and logs)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def scan_head(head: bytes) -> LazyHead | None:
     """The lazy view of ``head`` (a header section without its CRLFCRLF), or None.
 
     None means "not plain enough for the fast path": the caller parses the message with the
-    full codec, which then accepts it or raises the precise error. Never raises.
+    full codec, which then accepts it or raises the precise error. Never raises. One regex
+    per line: ``core.sip.shapes.HeadScanner`` does the same with one per section.
     """
     lines = head.split(b"\r\n")
     count = len(lines) - 1
-    if not count or head.count(b"\r") != count or head.count(b"\n") != count:
-        return None  # a bare CR or LF: the full codec names it
-    start = lines[0]
+    if not count:
+        return None
+    # No bare CR or LF can hide in a line: no pattern here matches either.
     view = LazyHead()
     view.lines = lines
+    start = lines[0]
     if start[:8] == b"SIP/2.0 ":
         status_line = _STATUS_LINE_RE.fullmatch(start)
         if status_line is None:
             return None
-        view.status = int(status_line.group(1))
+        view.status = int(status_line.group("status"))
         view.method = view.uri = b""
     else:
         request_line = _REQUEST_LINE_RE.fullmatch(start)
         if request_line is None:
             return None
         view.status = 0
-        view.method, view.uri = request_line.groups()
-    names = _NAMES
-    seen = 0
+        view.method, view.uri = request_line.group("method", "uri")
+    match = _LINE_RE.fullmatch
+    kinds = _KIND_OF_GROUP
+    seen: set[int] = set()
     first_via = first_record_route = max_forwards_index = -1
     second_via = to_tag = False
     max_forwards: int | None = None
+    content_length: int | None = None
     cseq_method = b""
     for index in range(1, count + 1):
-        name, colon, value = lines[index].partition(b":")
-        if not colon:
-            return None  # not "name: value"
-        kind = names.get(name)
-        if kind is None:
-            # HCOLON allows LWS before the colon; names compare in any case (§7.3.1)
-            name = name.rstrip(b" \t")
-            if _TOKEN_RE.fullmatch(name) is None:
-                return None  # folding (a line starting with LWS), or no token name
-            kind = names.get(name)
-            if kind is None:
-                kind = names.get(name.lower())
-            if kind is None:
-                continue  # opaque: the full codec checks nothing more than its line shape
-        value = value.strip(b" \t")
-        if kind < _VIA:
-            bit = 1 << kind
-            if seen & bit:
+        line = match(lines[index])
+        if line is None:
+            return None
+        kind = kinds[line.lastindex]  # type: ignore[index]  # every alternative is a group
+        if kind < 0:
+            continue  # opaque: the full codec checks nothing more than its line shape
+        if kind in SINGLE:
+            if kind in seen:
                 return None  # a duplicate: the full codec names it
-            seen |= bit
-            if kind == _CONTENT_LENGTH:
-                continue  # framing has read it and checked it against the body already
-            if kind in (_FROM, _TO):
-                params = _name_addr(value)
-                if params is None:
-                    return None
-                if kind == _TO and params:
-                    to_tag = _has_tag(params)
-            elif kind == _CALL_ID:
-                if _CALL_ID_RE.fullmatch(value) is None:
-                    return None
-            elif kind == _CSEQ:
-                cseq = _CSEQ_RE.fullmatch(value)
-                if cseq is None or int(cseq.group(1)) >= _CSEQ_LIMIT:
-                    return None
-                cseq_method = cseq.group(2)
-            else:  # _MAX_FORWARDS
-                if not value.isdigit() or len(value) > 3:
-                    return None
-                max_forwards = int(value)
-                if max_forwards > _MAX_FORWARDS_LIMIT:
-                    return None
+            seen.add(kind)
+            if kind == KIND_TO:
+                to_tag = bool(line.group("to_tag"))
+            elif kind == KIND_CSEQ:
+                cseq_method = line.group("cseq_method")
+            elif kind == KIND_MAX_FORWARDS:
+                max_forwards = int(line.group("max_forwards"))
                 max_forwards_index = index
-        elif kind == _VIA:
-            if b"," in value:
-                return None
-            via = _VIA_RE.fullmatch(value)
-            if via is None:
-                return None
-            port = via.group(2)
-            if port is not None and not 0 < int(port) < 65536:
-                return None
+            elif kind == KIND_CONTENT_LENGTH:
+                content_length = int(line.group("content_length"))
+        elif kind == KIND_VIA:
             if first_via < 0:
                 first_via = index
-                view.via_value = value
-                view.via_host = via.group(1)
+                view.via_value, view.via_host, port, view.via_branch = line.group(
+                    "via_value", "via_host", "via_port", "via_branch"
+                )
                 view.via_port = int(port) if port is not None else None
-                view.via_branch = None
-                for param, param_value in _PARAM_RE.findall(via.group(3)):
-                    if param.lower() == b"branch":
-                        view.via_branch = param_value or None
-                        break
             else:
                 second_via = True
-        elif kind == _CONTACT:
-            if value != b"*" and (b"," in value or _name_addr(value) is None):
-                return None
-        elif kind == _RECORD_ROUTE:
-            if b"," in value or _NAME_ADDR_RE.fullmatch(value) is None:
-                return None
-            if first_record_route < 0:
-                first_record_route = index
-        else:  # _UNSUPPORTED
-            return None
-    if first_via < 0 or seen & _REQUIRED_BITS != _REQUIRED_BITS:
+        elif kind == KIND_RECORD_ROUTE and first_record_route < 0:
+            first_record_route = index
+    if first_via < 0 or not seen >= REQUIRED:
         return None  # a required header is missing: the full codec names it
     if view.status == 0 and cseq_method != view.method:
         return None  # §8.1.1.5 mismatch: the full codec names it
@@ -283,5 +214,5 @@ def scan_head(head: bytes) -> LazyHead | None:
     view.max_forwards_index = max_forwards_index
     view.first_record_route = first_record_route
     view.to_tag = to_tag
-    view.cseq_method = cseq_method
+    view.content_length = content_length
     return view

@@ -15,6 +15,7 @@ ends is refused once it passes the message limit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -25,6 +26,7 @@ from hybridge.core.sip.errors import (
     StreamFailedError,
 )
 from hybridge.core.sip.header import HeaderField
+from hybridge.core.sip.lazy import LazyHead
 from hybridge.core.sip.message import Message, Request, Response
 from hybridge.core.sip.section import (
     DEFAULT_MAX_BODY_SIZE,
@@ -90,6 +92,8 @@ Event = Request | Response | Ping | Pong | _Sentinel
 class Frame(NamedTuple):
     """One framed message, not parsed: its header section (without the final CRLFCRLF) and
     its body, as received. ``parse_frame`` turns it into a ``Request`` or ``Response``.
+    ``view`` is the lazy view of ``head`` when the stream was given a ``head_scanner`` and
+    the section is plain (``core.sip.lazy``), else None.
 
     (A NamedTuple, immutable like the codec's dataclasses, because one is made per message
     on the relay's hot path and a frozen dataclass's ``__init__`` costs several times more.)
@@ -97,9 +101,13 @@ class Frame(NamedTuple):
 
     head: bytes
     body: bytes
+    view: LazyHead | None = None
 
 
 FrameEvent = Frame | Ping | Pong | _Sentinel
+# ``Frame(head, body, view)`` without the Python-level ``__new__`` a NamedTuple generates:
+# the same tuple, made once per relayed message.
+_new_frame: Final = tuple.__new__
 
 
 class SipStream:
@@ -111,6 +119,10 @@ class SipStream:
 
     Call ``next_event`` until it returns ``NEED_DATA`` after each ``receive_data``: limits
     are enforced there, as h11 does.
+
+    ``head_scanner`` (``core.sip.shapes.HeadScanner.scan`` or ``core.sip.lazy.scan_head``):
+    ``next_frame`` scans each header section with it, hands the view on in ``Frame.view``
+    and, when there is one, takes Content-Length from it instead of searching for it.
     """
 
     def __init__(
@@ -121,15 +133,22 @@ class SipStream:
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         expect_pongs: bool = False,
+        head_scanner: Callable[[bytes], LazyHead | None] | None = None,
     ) -> None:
         self.limits = Limits(max_message_size, max_body_size, max_header_count, max_line_length)
+        # the limits as ``next_frame`` checks them inline
+        self._max_message = max_message_size
+        self._max_body = max_body_size
+        self._max_lines = max_header_count
+        self._short_head = min(max_line_length, max_message_size - 4)
         self._expect_pongs = expect_pongs
+        self._head_scanner = head_scanner
         self._buffer = bytearray()
         self._scanner = LineScanner()
         self._searched = 0
         self._pending: tuple[StartLine, list[HeaderField], int, int] | None
         self._pending = None
-        self._pending_frame: tuple[bytes, int] | None = None
+        self._pending_frame: tuple[bytes, int, LazyHead | None] | None = None
         self._scanner_used = False
         self._eof = False
         self._error: SipError | None = None
@@ -247,16 +266,20 @@ class SipStream:
             raise
 
     def _next_frame(self) -> FrameEvent:
+        # The hot path of a relay: a complete message in the buffer is framed in one pass,
+        # with the limits checked inline where the common case is clearly within them (the
+        # helpers of section.py, which say precisely what is wrong, run otherwise).
         buffer = self._buffer
         pending = self._pending_frame
         if pending is None:
             if not buffer:
                 return CLOSED if self._eof else NEED_DATA
-            if buffer.startswith(_CRLF):
+            if buffer[0] == 13 and buffer[:2] == _CRLF:
                 keepalive = self._keepalive()
                 if keepalive is not None:
                     return keepalive
-            end = buffer.find(_END_OF_HEAD, max(0, self._searched - 3))
+            searched = self._searched
+            end = buffer.find(_END_OF_HEAD, searched - 3 if searched > 3 else 0)
             if end < 0:
                 self._searched = len(buffer)
                 self._scanner_used = True
@@ -268,33 +291,55 @@ class SipStream:
                         f"the stream ended inside a header section ({len(buffer)} bytes)"
                     )
                 return NEED_DATA
-            check_head(buffer, end, self._scanner, self.limits)
+            # check_head's own fast path: a section no longer than the line limit holds no
+            # line over it
+            if end > self._short_head or buffer.count(_CRLF, 0, end) > self._max_lines:
+                check_head(buffer, end, self._scanner, self.limits)
             head = bytes(buffer[:end])
-            lengths = _CONTENT_LENGTH_RE.findall(head)
-            # A folded Content-Length line never parses (its unfolded value holds a space),
-            # so the full parse that follows refuses it whatever was framed here.
-            if len(lengths) != 1 or (content_length := int(lengths[0])) > _CONTENT_LENGTH_LIMIT:
+            view = None if self._head_scanner is None else self._head_scanner(head)
+            if view is not None and view.content_length is not None:
+                # the view's single Content-Length line (the full codec would read the same)
+                content_length = view.content_length
+            else:
+                lengths = _CONTENT_LENGTH_RE.findall(head)
+                # A folded Content-Length line never parses (its unfolded value holds a
+                # space), so the full parse that follows refuses it whatever was framed here.
+                if len(lengths) != 1:
+                    content_length = self._full_content_length(head)
+                else:
+                    content_length = int(lengths[0])
+            if content_length > _CONTENT_LENGTH_LIMIT:
                 content_length = self._full_content_length(head)
-            check_body(end + 4, content_length, self.limits)
-            pending = self._pending_frame = (head, content_length)
-        head, content_length = pending
-        head_length = len(head) + 4
-        total = head_length + content_length
+            total = end + 4 + content_length
+            if content_length > self._max_body or total > self._max_message:
+                check_body(end + 4, content_length, self.limits)
+            if len(buffer) >= total:
+                # the whole message is here (the usual case): no pending state
+                body = bytes(buffer[end + 4 : total]) if content_length else b""
+                del buffer[:total]
+                self._searched = 0
+                if self._scanner_used:
+                    self._scanner = LineScanner()
+                    self._scanner_used = False
+                return _new_frame(Frame, (head, body, view))
+            pending = self._pending_frame = (head, content_length, view)
+        head, content_length, view = pending
+        total = len(head) + 4 + content_length
         if len(buffer) < total:
             if self._eof:
                 raise IncompleteMessageError(
-                    f"the stream ended inside a body ({len(buffer) - head_length} of"
+                    f"the stream ended inside a body ({len(buffer) - len(head) - 4} of"
                     f" {content_length} bytes)"
                 )
             return NEED_DATA
-        body = bytes(buffer[head_length:total]) if content_length else b""
+        body = bytes(buffer[total - content_length : total]) if content_length else b""
         del buffer[:total]
         self._pending_frame = None
         self._searched = 0
         if self._scanner_used:
             self._scanner = LineScanner()
             self._scanner_used = False
-        return Frame(head, body)
+        return _new_frame(Frame, (head, body, view))
 
     def _keepalive(self) -> FrameEvent | None:
         # The CRLF handling of ``_next``, for ``_next_frame``.

@@ -94,6 +94,7 @@ def test_a_lazy_view_implies_the_full_codec_accepts_with_the_same_values(data: b
     assert view.to_tag == (message.to_address.tag is not None)
     assert view.second_via == (len(message.via) > 1)
     assert view.lines[view.first_via].split(b":", 1)[1].strip() == top.value.encode()
+    assert view.content_length == len(message.body)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,6 +117,7 @@ def test_a_plain_request_has_a_lazy_view() -> None:
     )
     assert (view.first_via, view.max_forwards_index, view.max_forwards) == (1, 2, 70)
     assert view.to_tag and not view.second_via
+    assert view.content_length == 4
 
 
 @pytest.mark.parametrize(
@@ -139,6 +141,27 @@ def test_anything_not_plain_has_no_lazy_view(old: bytes, new: bytes) -> None:
     data = PLAIN.replace(old, new)
     assert data != PLAIN
     assert scan_head(data.split(b"\r\n\r\n")[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("to", "tag"),
+    [
+        (b"To: Bob <sip:uas@p>;tag=t9", True),
+        (b"To: Bob <sip:uas@p>;TAG=t9", True),
+        (b"To: Bob <sip:uas@p>;x=1;tag=t9", True),
+        (b"To: Bob <sip:uas@p>;tagx=1", False),
+        (b"To: Bob <sip:uas@p>;tag", False),  # valueless: no tag (grammar.NameAddress.tag)
+        (b'To: Bob <sip:uas@p>;x="a;tag=b"', False),  # inside a quoted value: no parameter
+        (b"To: Bob <sip:uas@p>", False),
+    ],
+)
+def test_the_to_tag_is_the_first_tag_parameter_with_a_value(to: bytes, tag: bool) -> None:
+    data = PLAIN.replace(b"To: Bob <sip:uas@premises.example.test>;tag=t9", to)
+    view = scan_head(data.split(b"\r\n\r\n")[0])
+    assert view is not None and view.to_tag is tag
+    [message] = events(data, frames=False)
+    assert isinstance(message, Request)
+    assert (message.to_address.tag is not None) is tag
 
 
 def test_a_response_has_a_lazy_view_with_its_status() -> None:
