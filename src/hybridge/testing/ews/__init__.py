@@ -16,6 +16,9 @@ their management scope; ``ErrorNonExistentMailbox``; ``ErrorServerBusy`` with
         ews.directory.revoke_impersonation("svc-hybridge")
 
 Or as a process: ``python -m hybridge.testing.ews --port P --cert F --key F --config users.json``.
+
+For benchmarks, ``ews.store.generate_calendar(smtp, GeneratedCalendar(260, first_start))``
+gives a mailbox a year of meetings that are built when read and stored only once written.
 """
 
 from hybridge.testing.ews.config import (
@@ -29,7 +32,10 @@ from hybridge.testing.ews.config import (
 from hybridge.testing.ews.directory import Directory
 from hybridge.testing.ews.emulator import EwsEmulator
 from hybridge.testing.ews.errors import EmulatorConfigError, EwsEmulatorError, StoreLookupError
-from hybridge.testing.ews.store import Item, MailboxStore, OofSettings
+from hybridge.testing.ews.generated import GeneratedCalendar
+from hybridge.testing.ews.itemblob import Item
+from hybridge.testing.ews.mailbox import OofSettings
+from hybridge.testing.ews.store import MailboxStore
 
 __all__ = [
     "Directory",
@@ -38,6 +44,7 @@ __all__ = [
     "EmulatorConfigError",
     "EwsEmulator",
     "EwsEmulatorError",
+    "GeneratedCalendar",
     "ImpersonationAssignment",
     "Item",
     "MailboxStore",

@@ -60,6 +60,16 @@ class EwsEmulator:
         return int(self._httpd.server_address[1])
 
     @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the server was created."""
+        return self._httpd.accepted
+
+    @property
+    def connections_open(self) -> int:
+        """TCP connections open right now (pooled, streaming, or being closed)."""
+        return self._httpd.open_connections
+
+    @property
     def base_url(self) -> str:
         host = str(self._httpd.server_address[0])
         host = f"[{host}]" if ":" in host else host

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hybridge.testing.ews.directory import Directory
+from hybridge.testing.ews.itemblob import Item
+from hybridge.testing.ews.mailbox import Folder
 from hybridge.testing.ews.soap import (
     M,
     T,
@@ -23,7 +25,7 @@ from hybridge.testing.ews.soap import (
     response_message,
     sub,
 )
-from hybridge.testing.ews.store import Folder, Item, MailboxStore
+from hybridge.testing.ews.store import MailboxStore
 
 #: Item element name per item class (types.xsd); everything else is a Message.
 ITEM_ELEMENTS = {"IPM.Appointment": "CalendarItem"}
@@ -104,7 +106,7 @@ def folder_element(ctx: RequestContext, folder: Folder) -> ET.Element:
     if folder.folder_class:
         sub(elem, T, "FolderClass", folder.folder_class)
     sub(elem, T, "DisplayName", folder.display_name)
-    sub(elem, T, "TotalCount", str(len(ctx.store.items(folder))))
+    sub(elem, T, "TotalCount", str(ctx.store.item_count(folder)))
     children = [
         f
         for f in ctx.store.mailbox(folder.mailbox).folders.values()

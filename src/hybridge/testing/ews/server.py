@@ -377,11 +377,26 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
 class EwsHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5; a connector opening dozens of streaming
+    # connections at once (15,000 mailboxes are 75 groups) would see SYNs dropped and
+    # retried a second later. IIS's listen queue is far larger.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: EwsEmulator) -> None:
         self.emulator = emulator
         self.stopping = threading.Event()
+        self._count_lock = threading.Lock()
+        #: TCP connections accepted since start, and those open now (what a benchmark
+        #: reports as the connector's connections to Exchange).
+        self.accepted = 0
+        self.open_connections = 0
         super().__init__(address, EwsRequestHandler)
+
+    def shutdown_request(self, request: Any) -> None:
+        # socketserver calls it once for every request get_request returned, on every path.
+        with self._count_lock:
+            self.open_connections -= 1
+        super().shutdown_request(request)
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = super().get_request()
@@ -395,6 +410,9 @@ class EwsHttpServer(ThreadingHTTPServer):
             sock, server_side=True, do_handshake_on_connect=False
         )
         tls.settimeout(IDLE_TIMEOUT)
+        with self._count_lock:
+            self.accepted += 1
+            self.open_connections += 1
         return tls, addr
 
     def handle_error(self, request: Any, client_address: Any) -> None:

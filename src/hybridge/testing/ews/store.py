@@ -8,6 +8,12 @@ for tests that seed mailboxes.
 Every create/update/delete appends an event to the folder's log with a sequence number.
 ``SyncFolderItems`` states and streaming subscriptions are positions in that log, so a client
 that reconnects with its last state misses nothing.
+
+A calendar may instead start from a :class:`~hybridge.testing.ews.generated.GeneratedCalendar`
+(:meth:`MailboxStore.generate_calendar`): its meetings are virtual Created events at log
+positions 1..N, built when read and stored only once written, so that a benchmark's
+15,000 mailboxes x a year of meetings need neither seeding time nor gigabytes. Every
+operation sees exactly what it would if those meetings had been added one by one.
 """
 
 from __future__ import annotations
@@ -20,10 +26,23 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from xml.parsers import expat
 
 from hybridge.testing.ews.errors import StoreLookupError
+from hybridge.testing.ews.generated import (
+    MAX_GENERATED_MEETINGS,
+    GeneratedCalendar,
+    generated_change_key,
+    generated_item_id,
+    parse_generated_id,
+)
+from hybridge.testing.ews.itemblob import Item, pack_props
+from hybridge.testing.ews.mailbox import (
+    ChangeEvent,
+    Folder,
+    Mailbox,
+    OofSettings,
+    Subscription,
+)
 from hybridge.testing.ews.seed import calendar_item_props
 from hybridge.testing.ews.soap import T, el
 from hybridge.testing.ews.syncstate import SyncStateCodec
@@ -47,164 +66,6 @@ def _new_id(kind: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-#: How ``ET.tostring`` opens and closes a ``t:Props`` wrapper whose children use only the
-#: types namespace (the prefix is registered by ``soap``).
-_WRAP_OPEN = f'<t:Props xmlns:t="{T}">'.encode()
-_WRAP_CLOSE = b"</t:Props>"
-
-#: A property's name and its bytes' [start, end) in an item's blob.
-Span = tuple[str, int, int]
-
-
-def _pack(props: dict[str, ET.Element]) -> tuple[bytes, tuple[Span, ...] | None]:
-    """Serialize ``props`` under a ``t:Props`` wrapper; also where each property's bytes are.
-
-    The spans let a SyncFolderItems answer copy the requested properties' bytes instead of
-    parsing and re-serializing every item (see ``items.item_fragment``).
-    """
-    wrapper = el(T, "Props")
-    wrapper.extend(props.values())
-    blob = ET.tostring(wrapper)
-    return blob, _spans(blob)
-
-
-def _spans(blob: bytes) -> tuple[Span, ...] | None:
-    """Each top-level property's local name and bytes in ``blob`` (expat's byte offsets).
-
-    ``None`` unless every element below the wrapper is ``t:``-prefixed and declares no
-    namespace: only then are a property's bytes valid wherever ``t:`` is declared.
-    """
-    if not (blob.startswith(_WRAP_OPEN) and blob.endswith(_WRAP_CLOSE)):
-        return None
-    parser = expat.ParserCreate()
-    starts: list[tuple[str, int]] = []
-    depth = 0
-    portable = True
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal depth, portable
-        if depth == 1:
-            starts.append((name, parser.CurrentByteIndex))
-        if depth >= 1 and (not name.startswith("t:") or any(a.startswith("xmlns") for a in attrs)):
-            portable = False
-        depth += 1
-
-    def end(name: str) -> None:
-        nonlocal depth
-        depth -= 1
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.Parse(blob, True)
-    if not portable:
-        return None
-    bounds = [at for _, at in starts] + [len(blob) - len(_WRAP_CLOSE)]
-    return tuple((name[2:], at, bounds[i + 1]) for i, (name, at) in enumerate(starts))
-
-
-@dataclass(slots=True)
-class Item:
-    """One stored item. Its properties are kept serialized (``blob``): a parsed element tree
-    costs ~5 KiB per meeting, the bytes under 1 KiB, which is what lets a benchmark hold a
-    year of meetings for a thousand mailboxes. ``props`` parses a fresh copy on each access;
-    change an item through :meth:`MailboxStore.update_item`. ``spans`` locates each
-    property's bytes in the blob (``None``: parse instead).
-    """
-
-    item_id: str
-    change_key: str
-    folder_id: str
-    mailbox: str
-    item_class: str
-    blob: bytes = b""
-    spans: tuple[Span, ...] | None = None
-
-    @property
-    def props(self) -> dict[str, ET.Element]:
-        """Element local name -> element (types namespace), freshly parsed."""
-        root = ET.fromstring(self.blob)  # noqa: S314 - bytes we serialized ourselves
-        return {child.tag.rsplit("}", 1)[-1]: child for child in root}
-
-    def text(self, name: str) -> str | None:
-        """The text of simple property ``name`` (``Subject``, ``Start``...), or None."""
-        elem = self.props.get(name)
-        return None if elem is None else (elem.text or "")
-
-    def bump(self) -> None:
-        self.change_key = base64.b64encode(os.urandom(9)).decode()
-
-
-@dataclass(frozen=True)
-class ChangeEvent:
-    """One entry of a folder's log: ``kind`` is Created, Modified or Deleted."""
-
-    seq: int
-    kind: str
-    item_id: str
-    folder_id: str
-    mailbox: str
-    timestamp: dt.datetime
-
-
-@dataclass
-class Folder:
-    folder_id: str
-    mailbox: str
-    distinguished: str | None
-    folder_class: str
-    display_name: str
-    element: str
-    parent_id: str | None
-    items: dict[str, Item] = field(default_factory=dict)
-    log: list[ChangeEvent] = field(default_factory=list)
-
-
-@dataclass
-class Mailbox:
-    smtp: str
-    folders: dict[str, Folder] = field(default_factory=dict)
-    #: Bumped by :meth:`MailboxStore.invalidate_sync_states`; older states are refused.
-    generation: int = 1
-
-    def distinguished(self, name: str) -> Folder | None:
-        for folder in self.folders.values():
-            if folder.distinguished == name:
-                return folder
-        return None
-
-
-@dataclass
-class Subscription:
-    """A streaming subscription: folders watched and events not yet delivered."""
-
-    subscription_id: str
-    mailbox: str
-    folder_ids: frozenset[str]
-    event_types: frozenset[str]
-    owner: str
-    pending: list[ChangeEvent] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class OofSettings:
-    """A mailbox's automatic replies (what GetUserOofSettings returns)."""
-
-    state: str = "Disabled"  # Enabled | Scheduled | Disabled
-    internal_reply: str = ""
-    external_reply: str = ""
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    external_audience: str = "All"
-
-    def __post_init__(self) -> None:
-        if self.state not in ("Enabled", "Scheduled", "Disabled"):
-            raise StoreLookupError(
-                f"OOF state {self.state!r} must be Enabled, Scheduled or Disabled"
-            )
-        if self.state == "Scheduled" and (self.start is None or self.end is None):
-            raise StoreLookupError("a Scheduled OOF needs start and end")
-
-
 class MailboxStore:
     """Thread-safe store of mailboxes; the server and tests share one instance."""
 
@@ -214,7 +75,8 @@ class MailboxStore:
         self._mailboxes: dict[str, Mailbox] = {}
         self._items: dict[str, Item] = {}
         self._folders: dict[str, Folder] = {}
-        self._seq = itertools.count(1)
+        # Log positions 1..MAX_GENERATED_MEETINGS belong to generated calendars.
+        self._seq = itertools.count(MAX_GENERATED_MEETINGS + 1)
         self._subscriptions: dict[str, Subscription] = {}
         # folder id -> its subscriptions: recording a change is O(watchers), not O(all).
         self._watchers: dict[str, list[Subscription]] = {}
@@ -261,17 +123,92 @@ class MailboxStore:
     # -- items ------------------------------------------------------------------------------
 
     def item(self, item_id: str) -> Item | None:
+        """The item with id ``item_id`` (a generated meeting is built), or None."""
         with self._lock:
-            return self._items.get(item_id)
+            found = self._items.get(item_id)
+            if found is not None:
+                return found
+            where = self._generated_slot(item_id)
+            if where is None:
+                return None
+            folder, k = where
+            return None if k in folder.written else self._build(folder, k)
 
     def items(self, folder: Folder) -> list[Item]:
+        """The folder's items in the order they were created."""
         with self._lock:
-            return list(folder.items.values())
+            if folder.generated is None:
+                return list(folder.items.values())
+            built: list[Item] = []
+            for k in range(folder.generated.meetings):
+                if k not in folder.written:
+                    built.append(self._build(folder, k))
+                elif (kept := folder.items.get(generated_item_id(folder.mailbox, k))) is not None:
+                    built.append(kept)
+            stored = [i for i in folder.items.values() if parse_generated_id(i.item_id) is None]
+            return built + stored
+
+    def item_count(self, folder: Folder) -> int:
+        """How many items ``items(folder)`` would return, without building any."""
+        with self._lock:
+            # Written generated meetings are either stored (counted in items) or deleted.
+            return len(folder.items) + folder.generated_count - len(folder.written)
+
+    def generate_calendar(self, smtp: str, plan: GeneratedCalendar) -> Folder:
+        """Give mailbox ``smtp`` (created if needed) the calendar ``plan`` describes.
+
+        Its meetings behave as if added one by one now, before any other change; none is
+        stored until a client or test writes it. Raises StoreLookupError when the calendar
+        already has items or changes.
+        """
+        with self._lock:
+            folder = self.calendar(smtp)
+            if folder.items or folder.log or folder.generated is not None:
+                raise StoreLookupError(
+                    f"calendar of {smtp!r} already has content; generate it on a new mailbox"
+                )
+            folder.generated = plan
+            folder.generated_at = dt.datetime.now(dt.UTC)
+            return folder
+
+    def _generated_slot(self, item_id: str) -> tuple[Folder, int] | None:
+        """The calendar and index of generated meeting ``item_id``, if it exists."""
+        parsed = parse_generated_id(item_id)
+        if parsed is None:
+            return None
+        smtp, k = parsed
+        box = self._mailboxes.get(smtp)
+        folder = box.distinguished("calendar") if box is not None else None
+        if folder is None or not 0 <= k < folder.generated_count:
+            return None
+        return folder, k
+
+    def _build(self, folder: Folder, k: int) -> Item:
+        assert folder.generated is not None
+        item_id = generated_item_id(folder.mailbox, k)
+        blob, spans = folder.generated.packed(folder.mailbox, k)
+        return Item(
+            item_id,
+            generated_change_key(item_id),
+            folder.folder_id,
+            folder.mailbox,
+            "IPM.Appointment",
+            blob,
+            spans,
+        )
+
+    def _take_generated(self, item: Item) -> int | None:
+        """Mark a generated meeting as written (no longer built); its index, or None."""
+        where = self._generated_slot(item.item_id)
+        if where is None or where[1] in where[0].written:
+            return None
+        where[0].written.add(where[1])
+        return where[1]
 
     def create_item(self, folder: Folder, item_class: str, props: dict[str, ET.Element]) -> Item:
         """Store a new item in ``folder`` and log a Created event."""
         with self._lock:
-            blob, spans = _pack(props)
+            blob, spans = pack_props(props)
             item = Item(
                 _new_id("item"), "", folder.folder_id, folder.mailbox, item_class, blob, spans
             )
@@ -284,15 +221,22 @@ class MailboxStore:
     def update_item(self, item: Item, changes: dict[str, ET.Element | None]) -> Item:
         """Set (element) or delete (None) properties of ``item``; logs a Modified event."""
         with self._lock:
+            folder = self._folders[item.folder_id]
+            if self._take_generated(item) is not None:
+                # First write to a generated meeting: from now on it is stored.
+                folder.items[item.item_id] = item
+                self._items[item.item_id] = item
+            # Two requests may each have built the same generated meeting: both must change
+            # the one stored copy, as they would change the one item of a seeded mailbox.
+            item = self._items.get(item.item_id, item)
             props = item.props
             for name, value in changes.items():
                 if value is None:
                     props.pop(name, None)
                 else:
                     props[name] = value
-            item.blob, item.spans = _pack(props)
+            item.blob, item.spans = pack_props(props)
             item.bump()
-            folder = self._folders[item.folder_id]
             self._record(folder, "Modified", item.item_id)
             return item
 
@@ -300,6 +244,7 @@ class MailboxStore:
         """Remove ``item`` and log a Deleted event."""
         with self._lock:
             folder = self._folders[item.folder_id]
+            self._take_generated(item)
             folder.items.pop(item.item_id, None)
             self._items.pop(item.item_id, None)
             self._record(folder, "Deleted", item.item_id)
@@ -389,7 +334,7 @@ class MailboxStore:
 
     def current_seq(self, folder: Folder) -> int:
         with self._lock:
-            return folder.log[-1].seq if folder.log else 0
+            return folder.log[-1].seq if folder.log else folder.generated_count
 
     def encode_state(self, folder: Folder, seq: int) -> str:
         """An opaque SyncState for position ``seq`` of ``folder``'s log."""
@@ -400,10 +345,32 @@ class MailboxStore:
         generation = self.mailbox(folder.mailbox).generation
         return self._states.decode(state, folder.folder_id, generation)
 
-    def events_after(self, folder: Folder, seq: int) -> list[ChangeEvent]:
+    def events_after(self, folder: Folder, seq: int, limit: int | None = None) -> list[ChangeEvent]:
+        """The folder's log entries after position ``seq``, at most ``limit`` of them."""
         with self._lock:
-            # The log is in sequence order: start from the first later entry.
-            return folder.log[bisect.bisect_right(folder.log, seq, key=lambda e: e.seq) :]
+            virtual: list[ChangeEvent] = []
+            if folder.generated is not None and seq < folder.generated.meetings:
+                assert folder.generated_at is not None
+                stop = folder.generated.meetings
+                if limit is not None:
+                    stop = min(stop, max(seq, 0) + limit)
+                virtual = [
+                    ChangeEvent(
+                        k + 1,
+                        "Created",
+                        generated_item_id(folder.mailbox, k),
+                        folder.folder_id,
+                        folder.mailbox,
+                        folder.generated_at,
+                    )
+                    for k in range(max(seq, 0), stop)
+                ]
+            # The log is in sequence order (generated positions first): start from the
+            # first later entry.
+            at = bisect.bisect_right(folder.log, seq, key=lambda e: e.seq)
+            if limit is None:
+                return virtual + folder.log[at:]
+            return virtual + folder.log[at : at + max(0, limit - len(virtual))]
 
     # -- subscriptions ----------------------------------------------------------------------
 

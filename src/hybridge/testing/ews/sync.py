@@ -26,6 +26,7 @@ from hybridge.testing.ews.items import (
     requested_fields,
     resolve_folder,
 )
+from hybridge.testing.ews.mailbox import ChangeEvent
 from hybridge.testing.ews.soap import (
     M,
     T,
@@ -35,7 +36,6 @@ from hybridge.testing.ews.soap import (
     response_message,
     sub,
 )
-from hybridge.testing.ews.store import ChangeEvent
 from hybridge.testing.ews.syncstate import InvalidSyncState
 
 #: messages.xsd restricts MaxChangesReturned to 1..512.
@@ -70,7 +70,8 @@ def sync_folder_items(ctx: RequestContext, op: ET.Element) -> ET.Element:
         return operation_response(name, [response_message(name, exc.code, exc.text)])
     fields = requested_fields(op.find(f"{{{M}}}ItemShape"))
     ignored = {i.get("Id") for i in op.iterfind(f"{{{M}}}Ignore/{{{T}}}ItemId")}
-    events = ctx.store.events_after(folder, position)
+    # One more than a page tells whether this page ends the log.
+    events = ctx.store.events_after(folder, position, limit=max_changes + 1)
     batch = events[:max_changes]
     new_position = batch[-1].seq if batch else position
     # Within one answer an item appears once, with its latest change.
