@@ -16,19 +16,24 @@ never skips one. An invalid sync state starts a full resync of that mailbox alon
 finishes, the sink is told which meetings still exist (``retain_only``), so deletions made
 while the state was lost are not missed.
 
-Mailboxes sync on a small thread pool, each under its own lock: a throttled or slow
+Mailboxes sync on a small thread pool, one worker per mailbox at a time: a throttled or slow
 mailbox holds one worker for one request at most and is then rescheduled, never waited on.
 Time comes from ``clock`` (monotonic seconds), so tests can drive it.
+
+Memory is per watched mailbox, and a connector watches up to 15,000: a mailbox is a
+``__slots__`` record of a few words (no lock, event or backend object of its own), its sync
+state lives in the database only, and nothing of a meeting is kept after its page.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from hybridge.calendar.errors import (
@@ -41,6 +46,7 @@ from hybridge.calendar.errors import (
     MailboxThrottledError,
     MeetingNotFoundError,
 )
+from hybridge.calendar.heap import BurstTrimmer
 from hybridge.calendar.interfaces import CalendarBackend, MeetingSink, UserSource
 from hybridge.calendar.model import Meeting
 from hybridge.calendar.state import SyncStateStore
@@ -99,17 +105,26 @@ class SyncOutcome:
     reason: str = ""
 
 
-@dataclass
 class _Mailbox:
-    address: str
-    state: MailboxState = MailboxState.DUE
-    due_at: float = 0.0
-    reason: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set by remove(): checked before every delivery, so in-flight work stops.
-    removed: threading.Event = field(default_factory=threading.Event)
-    #: A notification arrived while syncing: sync again right after, not at the next poll.
-    dirty: bool = False
+    """One watched mailbox: a few words, no lock or event of its own (15,000 per engine).
+
+    ``busy`` (a worker holds the mailbox) changes only under the engine's lock; ``removed``
+    is a plain flag read without it (set once, never cleared).
+    """
+
+    __slots__ = ("address", "busy", "dirty", "due_at", "reason", "removed", "state")
+
+    def __init__(self, address: str, state: MailboxState, due_at: float) -> None:
+        self.address = address
+        self.state = state
+        self.due_at = due_at
+        self.reason = ""
+        #: A worker is syncing it (or remove() claimed it): others leave it alone.
+        self.busy = False
+        #: Set by remove(): checked before every delivery, so in-flight work stops.
+        self.removed = False
+        #: A notification arrived while syncing: sync again right after, not at the next poll.
+        self.dirty = False
 
 
 class SyncEngine:
@@ -127,6 +142,7 @@ class SyncEngine:
         workers: int = 8,
         clock: Callable[[], float] = time.monotonic,
         on_alarm: Callable[[Alarm], None] | None = None,
+        trim_heap: bool = True,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -143,6 +159,9 @@ class SyncEngine:
         self._paused_reason = ""
         self._inflight: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="calendar-sync")
+        #: After a burst of syncs (initial sync, catch-up after a reconnect) the freed
+        #: parse buffers go back to the OS instead of staying resident (see calendar.heap).
+        self._trimmer = BurstTrimmer(clock=clock) if trim_heap else None
 
     # -- the state machine --------------------------------------------------------------------
 
@@ -181,7 +200,8 @@ class SyncEngine:
 
     def set_mailboxes(self, mailboxes: Iterable[str]) -> tuple[list[str], list[str]]:
         """Watch exactly ``mailboxes`` (from the UserSource); returns (added, removed)."""
-        wanted = {m.lower() for m in mailboxes}
+        # Interned: one string per address, shared with the caller's list and the notifier.
+        wanted = {sys.intern(m.lower()) for m in mailboxes}
         with self._lock:
             current = set(self._mailboxes)
         added = sorted(wanted - current)
@@ -212,18 +232,20 @@ class SyncEngine:
         key = mailbox.lower()
         with self._lock:
             box = self._mailboxes.get(key)
-        if box is None:
-            return
-        box.removed.set()
-        with box.lock:
-            self._move(box, MailboxState.REMOVED)
-            with self._lock:
-                self._mailboxes.pop(key, None)
-            self.store.delete(key)
-            self.sink.user_removed(key)
-            forget = getattr(self.backend, "forget", None)
-            if callable(forget):
-                forget(key)
+            if box is None:
+                return
+            box.removed = True
+            while box.busy:  # the worker sees ``removed`` before its next delivery
+                self._wake.wait()
+            box.busy = True  # ours now: no sync starts on it again
+        self._move(box, MailboxState.REMOVED)
+        with self._lock:
+            self._mailboxes.pop(key, None)
+        self.store.delete(key)
+        self.sink.user_removed(key)
+        forget = getattr(self.backend, "forget", None)
+        if callable(forget):
+            forget(key)
 
     def notify(self, mailbox: str) -> None:
         """A push notification said ``mailbox`` changed: sync it soon (unless backing off)."""
@@ -288,7 +310,10 @@ class SyncEngine:
         def done(f: Future[SyncOutcome]) -> None:
             with self._lock:
                 self._inflight.discard(mailbox)
+                quiet = not self._inflight
                 self._wake.notify_all()
+            if self._trimmer is not None:
+                self._trimmer.sync_done(quiet)
             if not f.cancelled() and f.exception() is not None:
                 log.error("sync of %s crashed", mailbox, exc_info=f.exception())
 
@@ -302,19 +327,25 @@ class SyncEngine:
         crash, and the caller decides (tests use it to simulate one).
         """
         futures = [self._submit(m) for m in self.due()]
-        return [f.result() for f in futures]
+        outcomes = [f.result() for f in futures]
+        if self._trimmer is not None:
+            # Deterministic: the done callbacks that would trim may still be running.
+            self._trimmer.burst_done()
+        return outcomes
 
     def sync_mailbox(self, mailbox: str) -> SyncOutcome:
         """Drain ``mailbox``'s change list into the sink; never raises a BackendError."""
         key = mailbox.lower()
         with self._lock:
             box = self._mailboxes.get(key)
+            if box is not None:
+                if box.busy:
+                    return SyncOutcome(key, MailboxState.SYNCING)  # another worker has it
+                box.busy = True
         if box is None:
             return SyncOutcome(key, MailboxState.REMOVED)
-        if not box.lock.acquire(blocking=False):
-            return SyncOutcome(key, MailboxState.SYNCING)  # another worker has it
         try:
-            if box.removed.is_set() or box.state is MailboxState.PAUSED:
+            if box.removed or box.state is MailboxState.PAUSED:
                 return SyncOutcome(key, box.state)
             self._move(box, MailboxState.SYNCING)
             with self._lock:
@@ -327,7 +358,9 @@ class SyncEngine:
                 self._move(box, MailboxState.BACKOFF, "sync crashed", min(60.0, self.error_retry))
                 raise
         finally:
-            box.lock.release()
+            with self._lock:
+                box.busy = False
+                self._wake.notify_all()  # remove() may be waiting for this mailbox
 
     def _drain(self, box: _Mailbox) -> SyncOutcome:
         counts = {"upserts": 0, "deletes": 0, "joins": 0, "pages": 0}
@@ -355,7 +388,7 @@ class SyncEngine:
             try:
                 page = self.backend.changes(box.address, state, max_changes=self.page_size)
                 for change in page.changes:
-                    if box.removed.is_set():
+                    if box.removed:
                         return outcome(MailboxState.REMOVED)
                     if change.meeting is not None:
                         counts["joins"] += self._deliver(box, change.meeting)
@@ -385,7 +418,7 @@ class SyncEngine:
             except BackendError as exc:
                 self._move(box, MailboxState.BACKOFF, str(exc), min(60.0, self.poll_interval))
                 return outcome(MailboxState.BACKOFF, str(exc))
-            if box.removed.is_set():
+            if box.removed:
                 return outcome(MailboxState.REMOVED)
             counts["pages"] += 1
             done = not page.more
@@ -416,7 +449,7 @@ class SyncEngine:
     def _deliver(self, box: _Mailbox, meeting: Meeting) -> int:
         """Send one meeting to the sink and write its join details; returns writes made."""
         details = self.sink.meeting_changed(meeting)
-        if box.removed.is_set():
+        if box.removed:
             return 0  # removed while the sink had it: no longer ours to write
         if not meeting.organized_here:
             return 0  # an attendee's copy: the organizer's mailbox carries the details

@@ -15,7 +15,9 @@ runs, from what is stored, every ``config_poll`` seconds or at once when woken:
 4. the ``SyncEngine`` (its own thread, ``run_forever``) over the ``EwsBackend`` built from
    that configuration and the vault's password, with ``EwsStreamingNotifier`` for push
    (or over the ``GraphBackend``, polled: Graph push needs a public webhook),
-   and the cloud as sink; then the per-user statuses (with out-of-office) to the cloud.
+   and the cloud as sink; then the per-user statuses to the cloud, with out-of-office
+   settings read once per ``status_interval`` for every user, spread evenly over it
+   (``calendar_oof``: N / interval requests per second, 4 at a time).
 
 What differs per kind (building the backend, the credential, the alarm a refused
 credential raises) is in ``calendar_backends``. The credential is revealed once, to build
@@ -33,6 +35,7 @@ from typing import Any
 
 import structlog
 
+from hybridge.calendar.heap import limit_arenas
 from hybridge.calendar.state import SyncStateStore
 from hybridge.calendar.sync import Alarm, SyncEngine
 from hybridge.connector.calendar_backends import (
@@ -52,7 +55,12 @@ from hybridge.connector.calendar_cloud import (
 )
 from hybridge.connector.calendar_link import CloudMeetingSink, CloudUserSource, LinkAlarms
 from hybridge.connector.calendar_settings import CalendarSettings
-from hybridge.connector.calendar_status import Running, report_statuses, service_view
+from hybridge.connector.calendar_status import (
+    Running,
+    oof_reader,
+    report_statuses,
+    service_view,
+)
 from hybridge.connector.calendar_store import LinkStore
 from hybridge.connector.exchange import ExchangeService
 from hybridge.connector.exchange_config import ExchangeRecord
@@ -68,6 +76,8 @@ log = structlog.get_logger(__name__)
 
 #: After a failed engine start, the same configuration is tried again after this long.
 _START_RETRY = 60.0
+#: malloc arenas the connector process's threads share (glibc's default: 8 per core).
+MALLOC_ARENAS = 2
 
 
 class CalendarService:
@@ -120,6 +130,11 @@ class CalendarService:
         """Start the supervisor thread (the app's lifespan calls this)."""
         if self._thread is not None:
             return
+        # Sync workers and streaming groups are threads parsing large answers: with glibc's
+        # default of 8 arenas per core, each keeps ~1 MiB resident after a sync (see
+        # calendar.heap). A few shared arenas cost little with the GIL held around most
+        # allocations.
+        limit_arenas(MALLOC_ARENAS)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="calendar-service", daemon=True)
         self._thread.start()
@@ -317,7 +332,8 @@ class CalendarService:
         thread = threading.Thread(
             target=engine.run_forever, args=(stop,), name="calendar-engine", daemon=True
         )
-        running = Running(print_, record, backend, notifier, engine, stop, thread)
+        oof = oof_reader(backend, self.settings.status_interval)
+        running = Running(print_, record, backend, notifier, engine, stop, thread, oof)
         self._forget_stale(running)
         thread.start()
         log.info("connector.calendar_engine_started", config_id=record.id, endpoint=built.endpoint)
@@ -351,6 +367,7 @@ class CalendarService:
             running.notifier.stop(timeout=2.0)
         running.thread.join(30)
         running.engine.close()
+        running.oof.close()
         running.backend.close()
         log.info("connector.calendar_engine_stopped", reason=why)
 
@@ -360,8 +377,7 @@ class CalendarService:
             return
         added, removed = running.engine.set_mailboxes(wanted)
         running.watched = wanted
-        for mailbox in removed:
-            running.oof_read.pop(mailbox, None)
+        running.oof.watch(wanted)
         if running.notifier is not None:
             running.notifier.watch(sorted(wanted), running.engine.notify)
         log.info("connector.calendar_watching", added=added, removed=removed, total=len(wanted))
@@ -369,12 +385,7 @@ class CalendarService:
     # -- statuses -------------------------------------------------------------------------
 
     def _report(self, running: Running) -> None:
-        report_statuses(
-            running,
-            link_store=self.link_store,
-            sink=self.sink,
-            status_interval=self.settings.status_interval,
-        )
+        report_statuses(running, link_store=self.link_store, sink=self.sink)
 
     def _resend_statuses(self) -> None:
         for mailbox, row in self.link_store.statuses().items():

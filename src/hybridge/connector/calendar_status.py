@@ -3,7 +3,9 @@
 Split from ``calendar_service`` (which decides what runs): ``report_statuses`` turns each
 watched mailbox's engine state into the status the cloud shows (ok with out-of-office,
 error with its reason, paused with the alarm of the configuration's kind), sending only
-changes; ``service_view`` is what the connector's calendar page and API show.
+changes; ``service_view`` is what the connector's calendar page and API show. The
+out-of-office settings are read by ``calendar_oof.OofReader``: every mailbox once per
+``status_interval``, spread evenly over it, a few at a time, off this thread.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
 
-from hybridge.calendar.errors import BackendError
 from hybridge.calendar.state import calendar_sync
 from hybridge.calendar.sync import MailboxState, SyncEngine
 from hybridge.connector.calendar_backends import rejected_alarm
 from hybridge.connector.calendar_cloud import out_of_office_json
 from hybridge.connector.calendar_link import CloudMeetingSink
+from hybridge.connector.calendar_oof import OofReader
 from hybridge.connector.calendar_store import LinkStore
 from hybridge.connector.exchange_config import ExchangeRecord
 from hybridge.connector.exchange_graph_config import GraphRecord
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
     from hybridge.connector.calendar_service import CalendarService
 
 log = structlog.get_logger(__name__)
-
-#: Out-of-office settings read per supervisor round at most (one EWS call each).
-_OOF_PER_ROUND = 20
 
 
 @dataclass
@@ -49,37 +48,43 @@ class Running:
     engine: SyncEngine
     stop: threading.Event
     thread: threading.Thread
+    #: Reads every watched mailbox's out-of-office settings once per status interval.
+    oof: OofReader
     watched: frozenset[str] = frozenset()
-    #: mailbox -> monotonic time its out-of-office settings were last read.
-    oof_read: dict[str, float] = field(default_factory=dict)
 
 
-def report_statuses(
-    running: Running, *, link_store: LinkStore, sink: CloudMeetingSink, status_interval: float
-) -> None:
-    """Send each user's status when it changed: ok after a sync, error, paused."""
-    now = time.monotonic()
-    oof_budget = _OOF_PER_ROUND
+def oof_reader(backend: CalendarBackend, period: float) -> OofReader:
+    """An :class:`OofReader` of ``backend``'s out-of-office settings, as the cloud takes them."""
+
+    def read(mailbox: str) -> dict[str, Any] | None:
+        return out_of_office_json(backend.out_of_office(mailbox, dt.datetime.now(dt.UTC)))
+
+    return OofReader(read, period=period)
+
+
+def report_statuses(running: Running, *, link_store: LinkStore, sink: CloudMeetingSink) -> None:
+    """Send each user's status when it changed: ok after a sync, error, paused; and start
+    the out-of-office reads whose turn came (their results are sent in a later round)."""
+    fresh = running.oof.collect()
+    for mailbox in running.oof.due(time.monotonic()):
+        # Read for users whose sync is fine; the others wait for their next turn.
+        if running.engine.state_of(mailbox)[0] is MailboxState.IDLE:
+            running.oof.submit(mailbox)
     known = link_store.statuses()  # one query a round, whatever the user count
     for mailbox in sorted(running.watched):
         state, reason = running.engine.state_of(mailbox)
         current = known.get(mailbox)
         oof = current.out_of_office if current is not None else None
+        if mailbox in fresh:
+            oof = fresh[mailbox]
         if state is MailboxState.IDLE:
             status, reason = "ok", ""
-            last = running.oof_read.get(mailbox)
-            if oof_budget > 0 and (last is None or now - last >= status_interval):
-                oof_budget -= 1
-                running.oof_read[mailbox] = now
-                try:
-                    at = dt.datetime.now(dt.UTC)
-                    oof = out_of_office_json(running.backend.out_of_office(mailbox, at))
-                except BackendError as exc:
-                    log.info("connector.calendar_oof_unread", mailbox=mailbox, error=str(exc))
         elif state is MailboxState.ERROR:
             status = "error"
         elif state is MailboxState.PAUSED:
             status, reason = "paused", rejected_alarm(running.record)
+        elif mailbox in fresh and current is not None:
+            status, reason = current.status, current.reason  # only the out-of-office changed
         else:
             continue  # due, syncing, backing off: the last status still holds
         if (

@@ -3,8 +3,12 @@
 exchangelib (unmodified) does the SOAP; this module adds what the connector needs around it:
 
 - one ``Protocol`` (one HTTP connection pool, one NTLM identity) shared by every mailbox of
-  the configuration, built by ``transport`` over *our* SSLContext; each mailbox gets a light
-  ``Account`` that only changes the ``ExchangeImpersonation`` header;
+  the configuration, built by ``transport`` over *our* SSLContext. Nothing is kept per
+  mailbox: each call gets a throwaway ``Account`` (a shallow copy of one prototype that
+  only changes the ``ExchangeImpersonation`` header), and items are fetched with
+  ``GetItem`` directly — ``Account.fetch`` would first fetch and cache the mailbox's root
+  folder (a GetFolder round trip, and a folder tree kept per mailbox: 15,000 of them on one
+  connector);
 - ``changes`` calls ``SyncFolderItems`` once per page (not exchangelib's ``sync_items``
   loop), so the sync engine can persist the state after every page: a restart resumes at
   the last page it finished;
@@ -15,6 +19,7 @@ exchangelib (unmodified) does the SOAP; this module adds what the connector need
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import ssl
@@ -22,6 +27,7 @@ import threading
 from typing import Any
 
 from exchangelib import Account, Credentials, HTMLBody
+from exchangelib.account import Identity
 from exchangelib.errors import (
     ErrorImpersonateUserDenied,
     ErrorInternalServerTransientError,
@@ -41,7 +47,7 @@ from exchangelib.recurrence import (
     NumberedPattern,
     WeeklyPattern,
 )
-from exchangelib.services import SyncFolderItems
+from exchangelib.services import GetItem, SyncFolderItems
 from exchangelib.services.common import EWSAccountService
 from exchangelib.util import MNS
 
@@ -159,6 +165,11 @@ def _translate(exc: BaseException, mailbox: str, password: str) -> BackendError:
     )
 
 
+def _field_paths(names: tuple[str, ...]) -> set[Any]:
+    """The ``FieldPath``s GetItem/SyncFolderItems ask for, for CalendarItem field ``names``."""
+    return {FieldPath(field=CalendarItem.get_field_by_fieldname(f)) for f in names}
+
+
 def calendar_folder_id(mailbox: str) -> DistinguishedFolderId:
     """The ``calendar`` distinguished folder of ``mailbox``, named without a GetFolder.
 
@@ -254,40 +265,50 @@ class EwsBackend:
         self._context = ssl_context
         self._credentials = Credentials(settings.username, password)
         self._lock = threading.Lock()
-        self._accounts: dict[str, Account] = {}
+        #: Never used for a call: copied (shallowly) into each call's Account.
+        self._prototype: Account | None = None
         self._protocol: Any = None
         if not 1 <= max_connections <= 64:
             raise CalendarSettingsError(f"max_connections {max_connections!r} must be 1..64")
         #: Size of the configuration's connection pool (exchangelib opens them on demand).
         self.max_connections = max_connections
-        self._fields = {FieldPath(field=CalendarItem.get_field_by_fieldname(f)) for f in FIELDS}
+        self._fields = _field_paths(FIELDS)
+        self._body_field = _field_paths(("body",))
 
     # -- accounts ---------------------------------------------------------------------------
 
     def account(self, mailbox: str) -> Account:
-        """The impersonating ``Account`` of ``mailbox``, sharing the configuration's pool."""
+        """An impersonating ``Account`` of ``mailbox`` over the configuration's shared pool.
+
+        Built for the call and dropped after it (a shallow copy of a prototype with its own
+        ``Identity``): at 15,000 mailboxes a cached Account each would be a third of the
+        connector's memory. The copy carries every attribute exchangelib's ``Account``
+        sets, whatever its version; its server version is read from the shared protocol
+        on first use, as a new Account's is.
+        """
         key = mailbox.lower()
         with self._lock:
-            found = self._accounts.get(key)
-            if found is not None:
-                return found
-            account = account_for(
-                self.ews_url,
-                key,
-                self._credentials,
-                self.settings.auth,
-                self._context,
-                self.settings.timeout_seconds,
-            )
-            if self._protocol is None:
-                self._protocol = account.protocol
+            prototype = self._prototype
+            if prototype is None:
+                prototype = account_for(
+                    self.ews_url,
+                    key,
+                    self._credentials,
+                    self.settings.auth,
+                    self._context,
+                    self.settings.timeout_seconds,
+                )
+                self._protocol = prototype.protocol
                 self._protocol.config.retry_policy = _FailFastRetryAfter()
-                self._protocol.max_connections = self.max_connections
-            else:
                 # One pool for the whole configuration: N mailboxes, a handful of connections.
-                account.protocol = self._protocol
-            self._accounts[key] = account
-            return account
+                self._protocol.max_connections = self.max_connections
+                self._prototype = prototype
+        account = copy.copy(prototype)
+        account.identity = Identity(primary_smtp_address=key)
+        account.affinity_cookie = None
+        account._version = None
+        account._version_lock = threading.Lock()
+        return account
 
     def new_streaming_account(self, mailbox: str) -> Account:
         """An Account with its *own* connection, for one long-lived streaming request."""
@@ -301,11 +322,6 @@ class EwsBackend:
         )
         account.protocol.config.retry_policy = _FailFastRetryAfter()
         return account
-
-    def forget(self, mailbox: str) -> None:
-        """Drop the cached Account of a mailbox that is no longer watched."""
-        with self._lock:
-            self._accounts.pop(mailbox.lower(), None)
 
     def translate(self, exc: BaseException, mailbox: str) -> BackendError:
         """Translate a foreign exception raised for ``mailbox`` (see module docstring)."""
@@ -346,11 +362,13 @@ class EwsBackend:
             tuple(changes), str(svc.sync_state or ""), not bool(svc.includes_last_item_in_range)
         )
 
-    def _fetch(
-        self, account: Account, mailbox: str, meeting_id: str, fields: tuple[str, ...] = FIELDS
-    ) -> Any:
+    def _fetch(self, account: Account, mailbox: str, meeting_id: str, fields: set[Any]) -> Any:
         try:
-            items = list(account.fetch(ids=[(meeting_id, None)], only_fields=list(fields)))
+            # GetItem itself, not Account.fetch (see the module docstring).
+            service = GetItem(account=account)
+            items = list(
+                service.call(items=[(meeting_id, None)], additional_fields=fields, shape=ID_ONLY)
+            )
         except Exception as exc:  # translated at the boundary
             raise self.translate(exc, mailbox) from exc
         item = items[0] if items else None
@@ -365,7 +383,8 @@ class EwsBackend:
     def read(self, mailbox: str, meeting_id: str) -> Meeting:
         """See :meth:`CalendarBackend.read`."""
         account = self.account(mailbox)
-        return meeting_from_item(mailbox.lower(), self._fetch(account, mailbox, meeting_id))
+        item = self._fetch(account, mailbox, meeting_id, self._fields)
+        return meeting_from_item(mailbox.lower(), item)
 
     def write_join_details(
         self, mailbox: str, meeting_id: str, details: JoinDetails | None
@@ -373,7 +392,7 @@ class EwsBackend:
         """See :meth:`CalendarBackend.write_join_details`; one GetItem, at most one UpdateItem."""
         account = self.account(mailbox)
         # The body (and the id and change key every item carries) is all a write needs.
-        item = self._fetch(account, mailbox, meeting_id, ("body",))
+        item = self._fetch(account, mailbox, meeting_id, self._body_field)
         body = item.body or ""
         body_type: BodyType = "HTML" if isinstance(body, HTMLBody) else "Text"
         new = apply_join_details(str(body), details, body_type)
@@ -415,6 +434,6 @@ class EwsBackend:
         """Close the shared connection pool."""
         with self._lock:
             protocol, self._protocol = self._protocol, None
-            self._accounts.clear()
+            self._prototype = None
         if protocol is not None:
             protocol.close()

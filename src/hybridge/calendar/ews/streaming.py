@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -83,7 +84,7 @@ def group_mailboxes(mailboxes: Iterable[str], size: int = MAX_GROUP) -> list[tup
     """Split (sorted, de-duplicated) mailboxes into groups of at most ``size``."""
     if not 1 <= size <= MAX_GROUP:
         raise CalendarSettingsError(f"group size {size!r} must be 1..{MAX_GROUP}")
-    ordered = sorted({m.lower() for m in mailboxes})
+    ordered = sorted({sys.intern(m.lower()) for m in mailboxes})  # shared with the engine
     return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
