@@ -134,21 +134,7 @@ def test_weekly_meeting_in_berlin_keeps_local_time_across_dst(harness: Any) -> N
     assert [s.day for s in starts] == [22, 29, 5]
 
 
-#: Said when the EWS backend drops a monthly rule: ``calendar/ews/backend.py`` (owned by
-#: the memory work) still maps recurrences with its own ``_recurrence``, which knows only
-#: daily and weekly; ``calendar.ews.recurrence.recurrence_from_item`` maps every pattern
-#: (tests/unit/calendar/ews/test_ews_recurrence.py) and is one call away from replacing it.
-EWS_NOT_WIRED = (
-    "ews/backend.py meeting_from_item still calls its own _recurrence (daily/weekly only); "
-    "switch it to ews.recurrence.recurrence_from_item"
-)
-
-
-def test_monthly_meeting_on_the_last_weekday_keeps_its_rule(
-    harness: Any, request: pytest.FixtureRequest
-) -> None:
-    if harness.kind == "ews":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=EWS_NOT_WIRED))
+def test_monthly_meeting_on_the_last_weekday_keeps_its_rule(harness: Any) -> None:
     # Friday 29 January 2027, 17:00 in Berlin; six occurrences across the DST change.
     alice = harness.mailbox("alice")
     start = dt.datetime(2027, 1, 29, 16, 0, tzinfo=dt.UTC)

@@ -41,12 +41,6 @@ from exchangelib.fields import FieldPath
 from exchangelib.items import ID_ONLY, SEND_TO_NONE, CalendarItem
 from exchangelib.properties import Body, DistinguishedFolderId, Mailbox
 from exchangelib.protocol import FailFast
-from exchangelib.recurrence import (
-    DailyPattern,
-    EndDatePattern,
-    NumberedPattern,
-    WeeklyPattern,
-)
 from exchangelib.services import GetItem, SyncFolderItems
 from exchangelib.services.common import EWSAccountService
 from exchangelib.util import MNS
@@ -63,18 +57,17 @@ from hybridge.calendar.errors import (
 )
 from hybridge.calendar.ews.failures import _chain, scrub
 from hybridge.calendar.ews.itemview import CALENDAR_ITEM_TAG, FIELDS, ItemView, item_view
+from hybridge.calendar.ews.recurrence import recurrence_from_item
 from hybridge.calendar.ews.settings import EwsSettings
 from hybridge.calendar.ews.transport import account_for, install_log_redaction
 from hybridge.calendar.interfaces import WriteOutcome
 from hybridge.calendar.model import (
-    WEEKDAYS,
     Attendee,
     AttendeeRole,
     Change,
     ChangePage,
     Meeting,
     OutOfOffice,
-    Recurrence,
 )
 from hybridge.core.meetings import BodyType, JoinDetails, apply_join_details
 
@@ -187,24 +180,6 @@ def _address(mailbox_like: Any) -> str:
     return str(getattr(mailbox, "email_address", "") or "")
 
 
-def _recurrence(value: Any) -> Recurrence | None:
-    if value is None:
-        return None
-    pattern, boundary = value.pattern, value.boundary
-    count = boundary.number if isinstance(boundary, NumberedPattern) else None
-    until = boundary.end if isinstance(boundary, EndDatePattern) else None
-    if isinstance(pattern, WeeklyPattern):
-        # exchangelib's weekdays are 1 (Monday) .. 7 (Sunday).
-        days = tuple(WEEKDAYS[int(d) - 1] for d in (pattern.weekdays or ()))
-        return Recurrence("WEEKLY", pattern.interval or 1, days, count, until)
-    if isinstance(pattern, DailyPattern):
-        return Recurrence("DAILY", pattern.interval or 1, (), count, until)
-    # Monthly/yearly series are not expressed by our model yet: report no recurrence rather
-    # than a wrong one (the cloud still gets the first occurrence).
-    log.info("recurrence pattern %s not mapped", type(pattern).__name__)
-    return None
-
-
 def meeting_from_item(mailbox: str, item: Any) -> Meeting:
     """A :class:`Meeting` from an exchangelib ``CalendarItem`` fetched with :data:`FIELDS`,
     or from an :class:`ItemView` of one."""
@@ -233,7 +208,7 @@ def meeting_from_item(mailbox: str, item: Any) -> Meeting:
         body_type="HTML" if isinstance(body, HTMLBody) else "Text",
         location=item.location or "",
         attendees=tuple(attendees),
-        recurrence=_recurrence(item.recurrence),
+        recurrence=recurrence_from_item(item),
         uid=item.uid or "",
     )
 
