@@ -333,7 +333,13 @@ def test_streaming_groups_mailboxes_renews_and_triggers_sync(
     try:
         engine.set_mailboxes(boxes)
         engine.run_due()
-        notifier.watch(boxes, engine.notify)
+        reported: list[str] = []
+
+        def on_change(mailbox: str) -> None:
+            reported.append(mailbox)
+            engine.notify(mailbox)
+
+        notifier.watch(boxes, on_change)
         assert notifier.groups == [tuple(boxes[:2]), tuple(boxes[2:])]
         runner.start()
         time.sleep(0.3)  # subscriptions in place
@@ -349,6 +355,9 @@ def test_streaming_groups_mailboxes_renews_and_triggers_sync(
         while notifier.connections_opened < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert notifier.connections_opened >= 4
+        # Renewals keep their subscriptions: bob, never changed, was reported only once
+        # (the catch-up of his new subscription), not once per connection.
+        assert reported.count(boxes[1]) == 1, reported
         # A change after a renewal is still seen.
         mid2 = harness.add(boxes[0], "After renewal", start=START)
         deadline = time.monotonic() + 5
@@ -442,3 +451,38 @@ def test_restart_during_a_resync_starts_the_resync_over(
     finally:
         engine.close()
         cloud.close()
+
+
+def test_the_run_loop_hands_each_due_mailbox_out_once_and_only_when_due(
+    harness: Any, state_store: SyncStateStore, cloud: LocalCalendarService
+) -> None:
+    """The run loop's timer heap (no scan of every mailbox per wake-up) agrees with the
+    full scan of ``due()``: each due mailbox once, a stale timer skipped, a later one kept."""
+    alice, bob = harness.mailbox("alice"), harness.mailbox("bob")
+    clock = Clock()
+    engine = make_engine(harness, state_store, cloud, clock=clock, poll_interval=300)
+    try:
+        engine.set_mailboxes([alice, bob])
+        engine.notify(alice)  # a second timer for a mailbox that is already due
+        assert sorted(engine.due()) == sorted([alice, bob])
+        popped = engine._pop_due()
+        assert sorted(popped) == sorted([alice, bob])
+        assert engine._pop_due() == []  # claimed: never handed out twice
+        for mailbox in popped:
+            assert engine._submit(mailbox).result().state is MailboxState.IDLE
+        assert engine._pop_due() == [] and engine.due() == []
+        clock.now += 100
+        engine.notify(bob)  # a change: bob is due now, alice at her next poll
+        assert engine._pop_due() == [bob]
+        engine._submit(bob).result()
+        clock.now += 199
+        assert engine._pop_due() == []  # alice's poll is one second away; bob's stale timer
+        clock.now += 1
+        assert engine._pop_due() == [alice]
+        engine._submit(alice).result()
+        clock.now += 99
+        assert engine._pop_due() == []  # bob's first poll timer was replaced by his resync
+        clock.now += 2
+        assert engine._pop_due() == [bob]
+    finally:
+        engine.close()
