@@ -39,18 +39,12 @@ from typing import Any
 
 from hybridge.calendar.errors import MeetingValueError
 from hybridge.calendar.model import WEEKDAYS, Recurrence, zone
-from hybridge.calendar.recurrence_exchange import exchange_recurrence
+from hybridge.calendar.recurrence_exchange import PATTERNS, exchange_recurrence
 
 #: Graph's dayOfWeek values, in ``WEEKDAYS`` (Monday first) order.
 GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-PATTERN_TYPES = (
-    "daily",
-    "weekly",
-    "absoluteMonthly",
-    "relativeMonthly",
-    "absoluteYearly",
-    "relativeYearly",
-)
+#: Graph's pattern types are Exchange's own names (the same table EWS maps through).
+PATTERN_TYPES = PATTERNS
 RANGE_TYPES = ("endDate", "noEnd", "numbered")
 #: weekIndex -> BYSETPOS.
 WEEK_INDEX = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
