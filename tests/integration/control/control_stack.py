@@ -268,9 +268,11 @@ async def close_reason(
     from websockets.exceptions import ConnectionClosed
 
     async with connect(url, ssl=context, open_timeout=10, compression=None) as websocket:
-        for frame in frames:
-            await websocket.send(frame)
         try:
+            # The cloud may close before the first frame is sent (a refusal decided at the
+            # handshake): the close then surfaces from ``send`` instead of ``recv``.
+            for frame in frames:
+                await websocket.send(frame)
             while True:
                 await asyncio.wait_for(websocket.recv(), 10)
         except ConnectionClosed as exc:
