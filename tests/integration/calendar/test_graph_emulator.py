@@ -179,10 +179,12 @@ def test_graph_without_a_token_is_401_with_a_bearer_challenge(
 def test_token_past_its_lifetime_is_401_expired(
     graph_emulator: GraphEmulator, http: httpx.Client
 ) -> None:
-    graph_emulator.identity.lifetime_seconds = 1
+    # exp is whole seconds: a 3 s token is valid for at least 2 s, room for one request on
+    # a loaded machine (1 s was not).
+    graph_emulator.identity.lifetime_seconds = 3
     headers = bearer(graph_emulator, http)
     assert http.get(delta_url(graph_emulator), headers=headers).status_code == 200
-    time.sleep(2.1)  # the JWT's exp (whole seconds) is now in the past
+    time.sleep(3.1)  # the JWT's exp (whole seconds) is now in the past
     response = http.get(delta_url(graph_emulator), headers=headers)
     assert response.status_code == 401
     assert (
