@@ -3,12 +3,8 @@ full codec (``parse_head``/``next_event``), which stays the reference."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+import sipgen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,21 +27,8 @@ from hybridge.core.sip import (
     scan_head,
 )
 
-_SIPGEN = Path(__file__).resolve().parent / "sipgen.py"
-
-
-def sipgen() -> ModuleType:
-    if "sipgen" in sys.modules:
-        return sys.modules["sipgen"]
-    spec = importlib.util.spec_from_file_location("sipgen", _SIPGEN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sipgen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = sipgen()
+# sipgen.py sits next to this file, whose directory pytest puts on sys.path first.
+GEN = sipgen
 MESSAGES = st.one_of(GEN.request_bytes(), GEN.request_bytes(odd=False))
 PLAIN = (
     b"OPTIONS sip:uas@premises.example.test SIP/2.0\r\n"

@@ -3,13 +3,10 @@ full codec in ``test_sip_lazy.py``), and its bounds."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+import sipgen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,21 +15,8 @@ from hybridge.core.sip.lazy import scan_head
 from hybridge.core.sip.patterns import PORT, decimal_at_most
 from hybridge.core.sip.shapes import HeadScanner, compile_shape, shape_key
 
-_SIPGEN = Path(__file__).resolve().parent / "sipgen.py"
-
-
-def sipgen() -> ModuleType:
-    if "sipgen" in sys.modules:
-        return sys.modules["sipgen"]
-    spec = importlib.util.spec_from_file_location("sipgen", _SIPGEN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sipgen"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = sipgen()
+# sipgen.py sits next to this file, whose directory pytest puts on sys.path first.
+GEN = sipgen
 HEADS = st.one_of(GEN.request_bytes(), GEN.request_bytes(odd=False)).map(
     lambda m: m.split(b"\r\n\r\n")[0]
 )
